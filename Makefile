@@ -1,0 +1,56 @@
+# The one entry point. `make demo` and `make test` work from a fresh clone: they create the
+# virtual environment, install what is needed and build the extension first.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+# Cargo artifacts live outside the clone so that fresh clones on the same machine reuse them.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/edgewise/cargo-target
+export VIRTUAL_ENV := $(abspath $(VENV))
+export PATH := $(BIN):$(PATH)
+
+.PHONY: help dev demo test lint format test-rust test-python bench clean
+
+help:
+	@echo "make demo   set up and run the demo"
+	@echo "make test   set up, lint, and run the Rust and Python test suites"
+	@echo "make dev    set up the virtual environment and build the extension (release)"
+	@echo "make bench  run the benchmarks against pandas+scikit-learn and polars+onnxruntime"
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip "maturin>=1.9,<2"
+	touch $@
+
+dev: $(VENV)/.installed
+	$(BIN)/maturin develop --release --quiet --extras dev
+
+demo: dev
+	$(BIN)/edgewise demo
+
+lint: dev
+	$(BIN)/ruff check python tests benches
+	$(BIN)/ruff format --check python tests benches
+	$(BIN)/mypy
+	$(BIN)/python -m mypy.stubtest edgewise._core --allowlist .stubtest-allowlist
+	cargo fmt --all --check
+	cargo clippy --release --all-targets --locked -- -D warnings
+
+format: dev
+	$(BIN)/ruff check --fix python tests benches
+	$(BIN)/ruff format python tests benches
+	cargo fmt --all
+
+test-rust:
+	cargo test --release --locked
+
+test-python: dev
+	$(BIN)/python -m pytest -m "not slow"
+
+test: lint test-rust test-python
+
+bench: dev
+	$(BIN)/python benches/score_vs_peers.py
+
+clean:
+	rm -rf $(VENV) python/edgewise/*.so .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,76 @@
+"""edgewise's Rust core. Users import from `edgewise`; these are its building blocks."""
+
+import os
+from typing import Any, final
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+@final
+class Batch:
+    """An Arrow record batch owned by the core; readable by any Arrow consumer."""
+
+    @staticmethod
+    def from_arrow(data: Any) -> Batch:
+        """Import any object with `__arrow_c_stream__` or `__arrow_c_array__` as one batch."""
+    @property
+    def num_rows(self) -> int: ...
+    @property
+    def column_names(self) -> list[str]: ...
+    def select(self, names: list[str]) -> Batch:
+        """The columns named, in that order."""
+    def filter(self, mask: npt.NDArray[np.bool_]) -> Batch:
+        """The rows where `mask` is true."""
+    def with_columns(self, columns: list[tuple[str, npt.NDArray[Any]]]) -> Batch:
+        """This batch with 1-D numpy columns appended (float32/64, int64, bool or str objects)."""
+    def __len__(self) -> int: ...
+    def __arrow_c_schema__(self) -> object: ...
+    def __arrow_c_array__(
+        self, requested_schema: object | None = None
+    ) -> tuple[object, object]: ...
+
+@final
+class ParquetFile:
+    """A Parquet file whose footer has been read; row groups are read in parallel."""
+
+    def __new__(cls, path: str | os.PathLike[str], threads: int | None = None) -> ParquetFile: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def num_rows(self) -> int: ...
+    @property
+    def row_group_rows(self) -> list[int]:
+        """Rows in each row group, in file order."""
+    def column_kinds(self) -> list[tuple[str, str]]:
+        """(column, kind) with kind one of float, int, bool, string, temporal, other."""
+    def read(self, row_groups: list[int], columns: list[str]) -> Batch:
+        """The given row groups and columns (in the order given) as one batch."""
+
+@final
+class ParquetWriter:
+    """Streams batches into a Parquet file; `close` writes the footer and fsyncs."""
+
+    def __new__(cls, path: str | os.PathLike[str], compression: str = "zstd") -> ParquetWriter: ...
+    def write(self, batch: Batch) -> None: ...
+    def close(self) -> int:
+        """Finish the file; returns its size in bytes."""
+
+@final
+class InputLayout:
+    """How a model's input tensors are built from columns, and which rows it can score."""
+
+    def __new__(
+        cls,
+        inputs: list[tuple[str, str, list[str]]],
+        rules: list[tuple[str, bool, list[str] | None]],
+    ) -> InputLayout: ...
+    @property
+    def columns(self) -> list[str]: ...
+    def prepare(
+        self, batch: Batch, source: str = "input"
+    ) -> tuple[
+        dict[str, npt.NDArray[Any]], npt.NDArray[np.bool_], npt.NDArray[np.int64], list[str]
+    ]:
+        """Validate rows and build tensors: (tensors, accepted mask, rejected rows, reasons)."""

@@ -1,0 +1,193 @@
+"""Compile a fitted scikit-learn pipeline into a verified bundle."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+import pickle
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .._core import Batch
+from ..bundle import Bundle
+from ..exceptions import DataFileError, ModelError, SchemaError
+from ..model import Model
+from ..schema import infer_schema
+from .convert import final_estimator, input_layout, outputs_of, to_onnx
+from .metrics import evaluate
+from .probe import probe_schema
+from .verify import Fidelity, expected_scores, measure
+
+__all__ = [
+    "CompileResult",
+    "compile_pipeline",
+    "describe_source",
+    "load_pipeline",
+    "read_training_data",
+]
+
+_LIBRARIES = ("edgewise", "scikit-learn", "skl2onnx", "onnx", "onnxruntime", "numpy")
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    bundle: Bundle
+    fidelity: Fidelity
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_pipeline(path: str | os.PathLike[str]) -> Any:
+    """Load a pickled / joblib-dumped estimator. Loading a pickle runs code: trust the file."""
+    import joblib
+
+    path = Path(path)
+    try:
+        return joblib.load(path)
+    except FileNotFoundError as exc:
+        raise ModelError(f"{path}: no such file") from exc
+    except (pickle.UnpicklingError, EOFError, ValueError, KeyError, AttributeError) as exc:
+        raise ModelError(f"{path}: not a joblib or pickle file of an estimator ({exc})") from exc
+
+
+def read_training_data(path: str | os.PathLike[str]) -> pd.DataFrame:
+    path = Path(path)
+    try:
+        return pq.read_table(path).to_pandas()
+    except FileNotFoundError as exc:
+        raise DataFileError(f"{path}: no such file") from exc
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataFileError(f"{path}: not a readable Parquet file ({exc})") from exc
+
+
+def compile_pipeline(
+    pipeline: Any,
+    train: pd.DataFrame,
+    *,
+    name: str,
+    version: int,
+    target: str | None = None,
+    max_diff: float | None = None,
+    sample_rows: int = 5000,
+    health_rows: int = 256,
+    lineage: dict[str, Any] | None = None,
+) -> CompileResult:
+    """Convert `pipeline` to ONNX, verify it on `train` rows and package it as a bundle.
+
+    Raises `ModelError` when the converted model differs from the pipeline by more than
+    `max_diff` on any verified row.
+    """
+    features = getattr(pipeline, "feature_names_in_", None)
+    if features is None:
+        raise ModelError(
+            "the pipeline does not record its input columns; fit it on a pandas DataFrame"
+        )
+    features = [str(f) for f in features]
+    absent = [f for f in features if f not in train.columns]
+    if absent:
+        raise SchemaError(f"training data: column '{absent[0]}': missing (the model needs it)")
+
+    sample = train.sample(n=min(len(train), sample_rows), random_state=0)
+    schema = probe_schema(pipeline, infer_schema(train, features), sample[features])
+    layout = input_layout(pipeline, schema)
+    outputs = outputs_of(pipeline)
+    onnx_model = to_onnx(pipeline, layout)
+    model = Model(
+        name=name,
+        version=version,
+        schema=schema,
+        inputs=layout,
+        outputs=outputs,
+        onnx_model=onnx_model,
+    )
+
+    batch = Batch.from_arrow(pa.Table.from_pandas(sample[features], preserve_index=False))
+    tensors, accepted, _, _ = model.layout.prepare(batch, "training data")
+    verified = sample[features][accepted]
+    expected = expected_scores(pipeline, verified, outputs)
+    scored = dict(model.score_tensors(tensors))
+    if outputs.task == "classification":
+        actual = np.column_stack([scored[f"proba_{c}"] for c in outputs.classes or []])
+        fidelity = measure(
+            model.engine.name,
+            expected,
+            actual,
+            np.asarray(pipeline.predict(verified)),
+            scored["label"],
+        )
+    else:
+        fidelity = measure(model.engine.name, expected, scored["prediction"].reshape(-1, 1))
+    if max_diff is not None and fidelity.max_abs_diff > max_diff:
+        raise ModelError(
+            f"the converted model differs from the pipeline by up to {fidelity.max_abs_diff:.3g}, "
+            f"over --max-diff {max_diff:g} ({fidelity.describe()}); bundle not written"
+        )
+
+    health = _health_sample(verified.head(health_rows), expected[:health_rows], outputs.columns)
+    manifest = {
+        "name": name,
+        "version": version,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "task": outputs.task,
+        "schema": schema.to_json(),
+        "inputs": [{"name": n, "type": t, "columns": c} for n, t, c in layout],
+        "outputs": outputs.to_json(),
+        "engine": {"name": model.engine.name, "reason": "the only engine in this release"},
+        "fidelity": {model.engine.name: fidelity.to_json()},
+        "lineage": {
+            **(lineage or {}),
+            "estimator": type(final_estimator(pipeline)).__name__,
+            "parameters": _parameters(final_estimator(pipeline)),
+            "libraries": _library_versions(),
+            "metrics": evaluate(pipeline, train, features, target, outputs) if target else None,
+        },
+    }
+    return CompileResult(Bundle.create(manifest, onnx_model, health), fidelity)
+
+
+def _health_sample(frame: pd.DataFrame, expected: np.ndarray, columns: list[str]) -> bytes:
+    """Inputs with the pipeline's own scores, as Parquet, for post-install checks."""
+    score_columns = [c for c in columns if c != "label"]
+    health = frame.reset_index(drop=True).copy()
+    for i, column in enumerate(score_columns):
+        health[f"expected_{column}"] = expected[:, i]
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(health, preserve_index=False), sink)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def _parameters(estimator: Any) -> dict[str, Any]:
+    simple = (str, int, float, bool, type(None))
+    return {
+        key: value if isinstance(value, simple) else repr(value)
+        for key, value in estimator.get_params(deep=False).items()
+    }
+
+
+def _library_versions() -> dict[str, str]:
+    versions = {}
+    for library in _LIBRARIES:
+        try:
+            versions[library] = importlib.metadata.version(library)
+        except importlib.metadata.PackageNotFoundError:
+            versions[library] = "unknown"
+    return versions
+
+
+def describe_source(path: Path) -> dict[str, Any]:
+    """Lineage entry for an input file: where it was, its size and content hash."""
+    return {"path": str(path), "bytes": path.stat().st_size, "sha256": file_sha256(path)}

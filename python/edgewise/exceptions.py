@@ -1,0 +1,31 @@
+"""The exceptions edgewise raises. Each subclasses `EdgewiseError` and the matching builtin."""
+
+from __future__ import annotations
+
+
+class EdgewiseError(Exception):
+    """Base class of every error edgewise raises on purpose."""
+
+
+class SchemaError(EdgewiseError, ValueError):
+    """The data does not have the columns or types the model needs."""
+
+
+class DataFileError(EdgewiseError, OSError):
+    """A data file cannot be read or written: missing, truncated, corrupt or not Parquet."""
+
+
+class DataError(EdgewiseError, ValueError):
+    """Rows the model cannot score (nulls, unknown categories) in strict mode."""
+
+
+class BundleError(EdgewiseError, ValueError):
+    """A bundle is malformed, of an unknown format version, or fails its checks."""
+
+
+class ModelError(EdgewiseError, ValueError):
+    """A pipeline cannot be loaded, converted, or is not faithful enough after conversion."""
+
+
+class ScoreRunError(EdgewiseError, RuntimeError):
+    """An output directory holds a different run, so it cannot be resumed or reused."""

@@ -1,0 +1,215 @@
+"""`Model`: a compiled model loaded for scoring, from a bundle or a bare ONNX file."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from ._core import Batch, InputLayout
+from .bundle import Bundle, sha256_hex
+from .exceptions import BundleError, DataError, ModelError
+from .schema import Column, InputSchema
+
+#: ONNX element types edgewise can build input tensors for.
+_TENSOR_TYPES = {
+    onnx.TensorProto.FLOAT: "float32",
+    onnx.TensorProto.DOUBLE: "float64",
+    onnx.TensorProto.INT64: "int64",
+    onnx.TensorProto.STRING: "string",
+}
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """How the graph's output tensors become named score columns."""
+
+    task: str  # "classification" or "regression"
+    classes: list[Any] | None = None
+    label_output: str | None = None
+    probability_output: str | None = None
+    prediction_output: str | None = None
+
+    @property
+    def columns(self) -> list[str]:
+        if self.task == "regression":
+            return ["prediction"]
+        assert self.classes is not None
+        return ["label", *(f"proba_{c}" for c in self.classes)]
+
+    def to_json(self) -> dict[str, Any]:
+        return {key: value for key, value in self.__dict__.items() if value is not None}
+
+    def score_columns(self, results: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
+        """The named 1-D columns of one run's results."""
+        if self.task == "regression":
+            assert self.prediction_output is not None
+            values = results[self.prediction_output].reshape(-1).astype(np.float64)
+            return [("prediction", values)]
+        assert self.label_output and self.probability_output and self.classes is not None
+        labels = results[self.label_output].reshape(-1)
+        if labels.dtype.kind in "iub":
+            labels = labels.astype(np.int64)
+        probabilities = results[self.probability_output].astype(np.float64)
+        columns = [("label", labels)]
+        columns += [(f"proba_{c}", probabilities[:, i]) for i, c in enumerate(self.classes)]
+        return columns
+
+
+class OnnxRuntimeEngine:
+    """Runs the ONNX graph on onnxruntime (float32 for the ai.onnx.ml operators)."""
+
+    name = "onnxruntime"
+
+    def __init__(self, model: bytes, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.inter_op_num_threads = 1
+        # The Parquet reader shares the cores; spinning idle threads would starve it.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self.session = ort.InferenceSession(
+                model, sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own unexported exception types
+            raise ModelError(f"onnxruntime cannot load the model: {exc}") from exc
+
+    def run(self, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        names = [o.name for o in self.session.get_outputs()]
+        return dict(zip(names, self.session.run(names, tensors), strict=True))
+
+
+class Model:
+    """A model ready to score Arrow data: input layout, engine and output mapping."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        version: int,
+        schema: InputSchema,
+        inputs: list[tuple[str, str, list[str]]],
+        outputs: Outputs,
+        onnx_model: bytes,
+        threads: int | None = None,
+        manifest: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.schema = schema
+        self.outputs = outputs
+        self.manifest = manifest or {}
+        self.sha256 = sha256_hex(onnx_model)
+        self.layout = InputLayout(inputs, [c.rule() for c in schema.columns])
+        self.engine = OnnxRuntimeEngine(onnx_model, threads)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, threads: int | None = None) -> Model:
+        """Load a bundle (`.ewb`) or a bare ONNX file (`.onnx`)."""
+        path = Path(path)
+        if path.suffix == ".onnx":
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise ModelError(f"{path}: cannot read: {exc.strerror}") from exc
+            return cls.from_onnx(data, name=path.stem, threads=threads)
+        return cls.from_bundle(Bundle.read(path), threads=threads)
+
+    @classmethod
+    def from_bundle(cls, bundle: Bundle, *, threads: int | None = None) -> Model:
+        manifest = bundle.manifest
+        try:
+            inputs = [(i["name"], i["type"], list(i["columns"])) for i in manifest["inputs"]]
+            outputs = Outputs(**manifest["outputs"])
+        except (KeyError, TypeError) as exc:
+            raise BundleError(f"bundle {bundle.name}: malformed inputs or outputs: {exc}") from exc
+        return cls(
+            name=bundle.name,
+            version=bundle.version,
+            schema=InputSchema.from_json(manifest["schema"]),
+            inputs=inputs,
+            outputs=outputs,
+            onnx_model=bundle.model,
+            threads=threads,
+            manifest=manifest,
+        )
+
+    @classmethod
+    def from_onnx(cls, data: bytes, *, name: str, threads: int | None = None) -> Model:
+        """A bare ONNX graph: each input of shape [N, 1] reads the column of its own name."""
+        try:
+            graph = onnx.load_model_from_string(data).graph
+        except Exception as exc:  # onnx raises protobuf's DecodeError and others
+            raise ModelError(f"{name}: not an ONNX model: {exc}") from exc
+        inputs = []
+        columns = []
+        for tensor in graph.input:
+            element = tensor.type.tensor_type.elem_type
+            dims = tensor.type.tensor_type.shape.dim
+            if element not in _TENSOR_TYPES or len(dims) != 2 or dims[1].dim_value != 1:
+                raise ModelError(
+                    f"{name}: input {tensor.name!r} is not a [N, 1] column of a supported type; "
+                    "compile the pipeline with `edgewise compile` to get a bundle"
+                )
+            tensor_type = _TENSOR_TYPES[element]
+            inputs.append((tensor.name, tensor_type, [tensor.name]))
+            kind = "string" if tensor_type == "string" else "float"
+            columns.append(Column(tensor.name, kind, nullable=True, accepts_missing=True))
+        return cls(
+            name=name,
+            version=0,
+            schema=InputSchema(columns),
+            inputs=inputs,
+            outputs=_outputs_of_graph(graph, name),
+            onnx_model=data,
+            threads=threads,
+        )
+
+    @property
+    def output_columns(self) -> list[str]:
+        return self.outputs.columns
+
+    def score_tensors(self, tensors: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
+        """Run the engine on prepared input tensors; returns the named score columns."""
+        return self.outputs.score_columns(self.engine.run(tensors))
+
+    def predict(self, data: Any) -> Batch:
+        """Score any Arrow table (polars, pyarrow, pandas, DuckDB); returns the score columns.
+
+        Raises `DataError` naming the first row the model cannot score.
+        """
+        batch = Batch.from_arrow(data)
+        tensors, _, rejected_rows, reasons = self.layout.prepare(batch, "input")
+        if len(rejected_rows):
+            raise DataError(
+                f"input row {int(rejected_rows[0])}: {reasons[0]} "
+                f"({len(rejected_rows)} rows cannot be scored)"
+            )
+        return batch.select([]).with_columns(self.score_tensors(tensors))
+
+    def __repr__(self) -> str:
+        return f"Model({self.name!r}, version={self.version}, engine={self.engine.name!r})"
+
+
+def _outputs_of_graph(graph: onnx.GraphProto, name: str) -> Outputs:
+    names = [o.name for o in graph.output]
+    if "label" in names and "probabilities" in names:
+        probabilities = next(o for o in graph.output if o.name == "probabilities")
+        dims = probabilities.type.tensor_type.shape.dim
+        if len(dims) != 2 or not dims[1].dim_value:
+            raise ModelError(f"{name}: cannot tell the number of classes from the graph")
+        return Outputs(
+            task="classification",
+            classes=list(range(dims[1].dim_value)),
+            label_output="label",
+            probability_output="probabilities",
+        )
+    if len(names) == 1:
+        return Outputs(task="regression", prediction_output=names[0])
+    raise ModelError(f"{name}: cannot tell which outputs hold the scores ({', '.join(names)})")

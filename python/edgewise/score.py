@@ -1,0 +1,417 @@
+"""Batch scoring of Parquet files: planned in parts, written atomically, resumable.
+
+An output directory holds one run::
+
+    _edgewise_run.json      what is being scored (model, inputs, options): resume checks it
+    part-FFFFF-PPPPP.parquet  scores for part PPPPP of input file FFFFF
+    quarantine/part-...     rows that could not be scored, with the reason
+    _edgewise_summary.json  written last, when every part is done
+
+A part is written under `.tmp/` and renamed into place only when complete (its quarantine
+file first), so a part's final name exists only for finished work: `resume` skips those and
+redoes the rest, which yields exactly the output of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._core import Batch, ParquetFile, ParquetWriter
+from .bundle import write_atomic
+from .exceptions import DataError, DataFileError, SchemaError, ScoreRunError
+from .model import Model
+
+RUN_FILE = "_edgewise_run.json"
+SUMMARY_FILE = "_edgewise_summary.json"
+QUARANTINE_DIR = "quarantine"
+TMP_DIR = ".tmp"
+RUN_FORMAT_VERSION = 1
+QUARANTINE_COLUMNS = ("_source_file", "_source_row", "_reason")
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ScoreSummary:
+    model: str
+    version: int
+    engine: str
+    output: str
+    files: int
+    parts: int
+    parts_resumed: int
+    rows_read: int
+    rows_scored: int
+    rows_quarantined: int
+    seconds: float
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_read / self.seconds if self.seconds > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "rows_per_second": round(self.rows_per_second)}
+
+
+@dataclass(frozen=True)
+class Part:
+    """Consecutive row groups of one input file, scored into one output file."""
+
+    file_index: int
+    chunk: int
+    row_groups: tuple[tuple[int, ...], ...]  # batches of row groups, read one batch at a time
+    first_row: int
+    rows: int
+
+    @property
+    def name(self) -> str:
+        return f"part-{self.file_index:05d}-{self.chunk:05d}.parquet"
+
+
+def resolve_inputs(sources: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Parquet files named directly, found under directories, or matched by glob patterns."""
+    found: list[Path] = []
+    for source in sources:
+        text = os.fspath(source)
+        path = Path(text)
+        if path.is_dir():
+            matches = sorted(p for p in path.rglob("*.parquet") if p.is_file())
+        elif glob.has_magic(text):
+            matches = sorted(Path(p) for p in glob.glob(text, recursive=True))
+        elif path.exists():
+            matches = [path]
+        else:
+            raise DataFileError(f"{text}: no such file or directory")
+        if not matches:
+            raise DataFileError(f"{text}: no Parquet files found")
+        found.extend(matches)
+    return list(dict.fromkeys(found))
+
+
+def plan_parts(files: Sequence[ParquetFile], batch_rows: int, part_rows: int) -> list[Part]:
+    """Split each file into parts of about `part_rows` rows, read in batches of `batch_rows`."""
+    parts = []
+    for file_index, file in enumerate(files):
+        chunk, first_row, part_first = 0, 0, 0
+        batches: list[tuple[int, ...]] = []
+        current: list[int] = []
+        current_rows = part_size = 0
+        for row_group, rows in enumerate(file.row_group_rows):
+            current.append(row_group)
+            current_rows += rows
+            part_size += rows
+            first_row += rows
+            if current_rows >= batch_rows:
+                batches.append(tuple(current))
+                current, current_rows = [], 0
+            if part_size >= part_rows:
+                if current:
+                    batches.append(tuple(current))
+                    current, current_rows = [], 0
+                parts.append(Part(file_index, chunk, tuple(batches), part_first, part_size))
+                chunk, batches, part_first, part_size = chunk + 1, [], first_row, 0
+        if current:
+            batches.append(tuple(current))
+        if batches or chunk == 0:
+            parts.append(Part(file_index, chunk, tuple(batches), part_first, part_size))
+    return parts
+
+
+class ScoreRun:
+    """One scoring run into one output directory."""
+
+    def __init__(
+        self,
+        model: Model,
+        inputs: list[Path],
+        out: Path,
+        *,
+        keep: Sequence[str],
+        strict: bool,
+        threads: int | None,
+        batch_rows: int,
+        part_rows: int,
+        compression: str,
+    ) -> None:
+        self.model = model
+        self.inputs = inputs
+        self.out = out
+        self.keep = list(dict.fromkeys(keep))
+        self.strict = strict
+        self.compression = compression
+        self.files = [self._open(path, threads) for path in inputs]
+        self.read_columns = list(dict.fromkeys([*model.layout.columns, *self.keep]))
+        self._check_columns()
+        self.parts = plan_parts(self.files, batch_rows, part_rows)
+        self.identity = {
+            "format_version": RUN_FORMAT_VERSION,
+            "model": {"name": model.name, "version": model.version, "sha256": model.sha256},
+            "inputs": [_file_identity(path) for path in inputs],
+            "keep": self.keep,
+            "strict": strict,
+            "batch_rows": batch_rows,
+            "part_rows": part_rows,
+            "compression": compression,
+        }
+
+    @staticmethod
+    def _open(path: Path, threads: int | None) -> ParquetFile:
+        try:
+            return ParquetFile(path, threads)
+        except IsADirectoryError as exc:
+            raise DataFileError(f"{path}: is a directory") from exc
+
+    def _check_columns(self) -> None:
+        """Fail before writing anything if a file lacks a column or has the wrong kind."""
+        taken = set(self.model.output_columns) | {"model_name", "model_version"}
+        clash = [k for k in self.keep if k in taken]
+        if clash:
+            raise SchemaError(f"--keep: column '{clash[0]}': clashes with an output column name")
+        for path, file in zip(self.inputs, self.files, strict=True):
+            kinds = dict(file.column_kinds())
+            for name in self.read_columns:
+                if name not in kinds:
+                    raise SchemaError(f"{path}: column '{name}': missing")
+            for column in self.model.schema.columns:
+                found = kinds[column.name]
+                wanted_string = column.kind == "string"
+                if wanted_string != (found == "string") or found in ("temporal", "other"):
+                    wanted = "string" if wanted_string else "numeric"
+                    raise SchemaError(
+                        f"{path}: column '{column.name}': the model needs a {wanted} column, "
+                        f"found {found}"
+                    )
+
+    def prepare_directory(self, resume: bool) -> None:
+        run_file = self.out / RUN_FILE
+        if run_file.exists():
+            recorded = json.loads(run_file.read_text())
+            if not resume:
+                raise ScoreRunError(
+                    f"{self.out}: already holds a scoring run; pass --resume to finish it "
+                    "or choose another output directory"
+                )
+            if recorded != self.identity:
+                changed = sorted(k for k in self.identity if recorded.get(k) != self.identity[k])
+                raise ScoreRunError(
+                    f"{self.out}: holds a run with different {', '.join(changed)}; "
+                    "it cannot be resumed with these arguments"
+                )
+        elif self.out.exists() and any(self.out.iterdir()):
+            raise ScoreRunError(f"{self.out}: exists and is not empty")
+        else:
+            write_atomic(run_file, json.dumps(self.identity, indent=2).encode())
+        shutil.rmtree(self.out / TMP_DIR, ignore_errors=True)
+        (self.out / TMP_DIR).mkdir(parents=True)
+        (self.out / QUARANTINE_DIR).mkdir(exist_ok=True)
+
+    def execute(self, progress: Progress | None) -> ScoreSummary:
+        started = time.perf_counter()
+        total = sum(part.rows for part in self.parts)
+        done = scored = quarantined = resumed = 0
+        todo = []
+        for part in self.parts:
+            finished = self._finished_counts(part)
+            if finished is None:
+                todo.append(part)
+                continue
+            resumed += 1
+            done += part.rows
+            scored += finished[0]
+            quarantined += finished[1]
+        if progress:
+            progress(done, total)
+        for part, batches in self._read_ahead(todo):
+            part_scored, part_quarantined = self._score_part(part, batches, progress, done, total)
+            done += part.rows
+            scored += part_scored
+            quarantined += part_quarantined
+        shutil.rmtree(self.out / TMP_DIR, ignore_errors=True)
+        summary = ScoreSummary(
+            model=self.model.name,
+            version=self.model.version,
+            engine=self.model.engine.name,
+            output=str(self.out),
+            files=len(self.files),
+            parts=len(self.parts),
+            parts_resumed=resumed,
+            rows_read=done,
+            rows_scored=scored,
+            rows_quarantined=quarantined,
+            seconds=time.perf_counter() - started,
+        )
+        write_atomic(self.out / SUMMARY_FILE, json.dumps(summary.to_json(), indent=2).encode())
+        return summary
+
+    def _finished_counts(self, part: Part) -> tuple[int, int] | None:
+        final = self.out / part.name
+        if not final.exists():
+            return None
+        quarantine = self.out / QUARANTINE_DIR / part.name
+        rejected = ParquetFile(quarantine).num_rows if quarantine.exists() else 0
+        return ParquetFile(final).num_rows, rejected
+
+    def _read_ahead(self, parts: list[Part]) -> Iterator[tuple[Part, Iterator[Batch]]]:
+        """Each part with its batches, the next batch read on a helper thread meanwhile."""
+        jobs = [(part, row_groups) for part in parts for row_groups in part.row_groups]
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgewise-read") as pool:
+            pending: list[Future[Batch]] = []
+            position = 0
+
+            def schedule() -> None:
+                nonlocal position
+                if position < len(jobs):
+                    part, row_groups = jobs[position]
+                    file = self.files[part.file_index]
+                    pending.append(pool.submit(file.read, list(row_groups), self.read_columns))
+                    position += 1
+
+            schedule()
+            for part in parts:
+
+                def batches(part: Part = part) -> Iterator[Batch]:
+                    if not part.row_groups:  # an empty file still gets an (empty) output
+                        yield self.files[part.file_index].read([], self.read_columns)
+                    for _ in part.row_groups:
+                        future = pending.pop(0)
+                        schedule()
+                        yield future.result()
+
+                yield part, batches()
+
+    def _score_part(
+        self, part: Part, batches: Iterator[Batch], progress: Progress | None, done: int, total: int
+    ) -> tuple[int, int]:
+        path = self.inputs[part.file_index]
+        source = str(path)
+        tmp_scores = self.out / TMP_DIR / part.name
+        tmp_quarantine = self.out / TMP_DIR / f"quarantine-{part.name}"
+        scores = ParquetWriter(tmp_scores, self.compression)
+        quarantine: ParquetWriter | None = None
+        scored = rejected_total = 0
+        first_row = part.first_row
+        for batch in batches:
+            tensors, accepted, rejected, reasons = self.model.layout.prepare(batch, source)
+            if len(rejected) and self.strict:
+                raise DataError(
+                    f"{source}: row {first_row + int(rejected[0])}: {reasons[0]} "
+                    "(--strict stops at the first row that cannot be scored)"
+                )
+            scores.write(self._scored(batch, accepted, tensors))
+            scored += int(accepted.sum())
+            if len(rejected):
+                quarantine = quarantine or ParquetWriter(tmp_quarantine, self.compression)
+                quarantine.write(self._rejected(batch, source, first_row, rejected, reasons))
+                rejected_total += len(rejected)
+            first_row += batch.num_rows
+            if progress:
+                progress(done + first_row - part.first_row, total)
+        scores.close()
+        if quarantine is not None:
+            quarantine.close()
+            os.replace(tmp_quarantine, self.out / QUARANTINE_DIR / part.name)
+        os.replace(tmp_scores, self.out / part.name)
+        _fsync_directory(self.out)
+        return scored, rejected_total
+
+    def _scored(self, batch: Batch, accepted: np.ndarray, tensors: dict[str, Any]) -> Batch:
+        kept = batch.select(self.keep).filter(accepted)
+        rows = kept.num_rows
+        columns = self.model.score_tensors(tensors) if rows else self._empty_scores()
+        columns += [
+            ("model_name", np.full(rows, self.model.name, dtype=object)),
+            ("model_version", np.full(rows, self.model.version, dtype=np.int64)),
+        ]
+        return kept.with_columns(columns)
+
+    def _empty_scores(self) -> list[tuple[str, np.ndarray]]:
+        """Zero-row score columns with the types a real run produces."""
+        outputs = self.model.outputs
+        columns = []
+        for name in outputs.columns:
+            if name == "label":
+                classes = np.asarray(outputs.classes)
+                dtype = np.int64 if classes.dtype.kind in "iub" else object
+                columns.append((name, np.empty(0, dtype=dtype)))
+            else:
+                columns.append((name, np.empty(0, dtype=np.float64)))
+        return columns
+
+    def _rejected(
+        self, batch: Batch, source: str, first_row: int, rows: np.ndarray, reasons: list[str]
+    ) -> Batch:
+        mask = np.zeros(batch.num_rows, dtype=bool)
+        mask[rows] = True
+        return batch.filter(mask).with_columns(
+            [
+                ("_source_file", np.full(len(rows), source, dtype=object)),
+                ("_source_row", first_row + rows.astype(np.int64)),
+                ("_reason", np.asarray(reasons, dtype=object)),
+            ]
+        )
+
+
+def _file_identity(path: Path) -> dict[str, Any]:
+    stat = path.stat()
+    return {"path": str(path.resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def score(
+    model: Model | str | os.PathLike[str],
+    sources: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    keep: Sequence[str] = (),
+    strict: bool = False,
+    resume: bool = False,
+    threads: int | None = None,
+    batch_rows: int = 256 * 1024,
+    part_rows: int = 4 * 1024 * 1024,
+    compression: str = "zstd",
+    progress: Progress | None = None,
+) -> ScoreSummary:
+    """Score Parquet `sources` with `model` into the directory `out`.
+
+    Rows the model cannot score go to `out/quarantine/` with the reason, or, with
+    `strict=True`, stop the run with `DataError`. With `resume=True` a run that was
+    interrupted continues where it stopped and ends with the same output.
+    """
+    if not isinstance(model, Model):
+        model = Model.load(model, threads=threads)
+    if isinstance(sources, str | os.PathLike):
+        sources = [sources]
+    run = ScoreRun(
+        model,
+        resolve_inputs(sources),
+        Path(out),
+        keep=keep,
+        strict=strict,
+        threads=threads,
+        batch_rows=batch_rows,
+        part_rows=part_rows,
+        compression=compression,
+    )
+    run.prepare_directory(resume)
+    return run.execute(progress)
+
+
+__all__ = ["ScoreSummary", "plan_parts", "resolve_inputs", "score"]

@@ -1,0 +1,19 @@
+//! edgewise-core: the hot paths of edgewise, exposed to Python as `edgewise._core`.
+
+pub mod arrow;
+pub mod error;
+pub mod runtime;
+pub mod schema;
+pub mod score;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<arrow::batch::PyBatch>()?;
+    m.add_class::<arrow::parquet_read::PyParquetFile>()?;
+    m.add_class::<arrow::parquet_write::PyParquetWriter>()?;
+    m.add_class::<score::inputs::PyInputLayout>()?;
+    Ok(())
+}

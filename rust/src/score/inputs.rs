@@ -1,0 +1,347 @@
+//! `InputLayout`: how a model's input tensors are built from named Arrow columns.
+//!
+//! One pass over each column checks every row against the bundle's schema rules (nulls the
+//! model cannot take, categories it never saw) and writes the accepted rows straight into
+//! row-major tensors. Strings become numpy object arrays through an intern table, so each
+//! distinct value is turned into a Python string once, not once per row.
+
+use std::collections::{HashMap, HashSet};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::DataType;
+use numpy::ndarray::Array2;
+use numpy::{IntoPyArray, PyArray1};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+
+use crate::arrow::batch::PyBatch;
+use crate::error::{Error, Result};
+use crate::schema::column_kind;
+
+/// Element type of an ONNX input tensor that edgewise can build.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TensorType {
+    Float32,
+    Float64,
+    Int64,
+    String,
+}
+
+impl TensorType {
+    fn parse(name: &str) -> Result<Self> {
+        match name {
+            "float32" => Ok(Self::Float32),
+            "float64" => Ok(Self::Float64),
+            "int64" => Ok(Self::Int64),
+            "string" => Ok(Self::String),
+            other => Err(Error::InvalidArgument(format!(
+                "unknown tensor type '{other}': choose one of float32, float64, int64, string"
+            ))),
+        }
+    }
+
+    fn is_numeric(self) -> bool {
+        self != Self::String
+    }
+}
+
+struct InputSpec {
+    name: String,
+    tensor_type: TensorType,
+    columns: Vec<String>,
+}
+
+/// What a column may hold for a row to be scored.
+struct ColumnRule {
+    accepts_missing: bool,
+    categories: Option<HashSet<String>>,
+}
+
+/// Tensors, accepted-row mask, rejected row indices and their reasons.
+type Prepared<'py> = (
+    Bound<'py, PyDict>,
+    Bound<'py, PyArray1<bool>>,
+    Bound<'py, PyArray1<i64>>,
+    Vec<String>,
+);
+
+#[pyclass(name = "InputLayout", module = "edgewise._core", frozen)]
+pub struct PyInputLayout {
+    inputs: Vec<InputSpec>,
+    rules: HashMap<String, ColumnRule>,
+}
+
+/// Per-row verdicts: `None` means the row is scored, `Some(reason)` sends it to quarantine.
+struct RowChecks {
+    rejected: Vec<Option<String>>,
+}
+
+impl RowChecks {
+    fn new(rows: usize) -> Self {
+        Self {
+            rejected: vec![None; rows],
+        }
+    }
+
+    fn reject(&mut self, row: usize, reason: impl FnOnce() -> String) {
+        if self.rejected[row].is_none() {
+            self.rejected[row] = Some(reason());
+        }
+    }
+
+    fn accepted_rows(&self) -> Vec<usize> {
+        (0..self.rejected.len())
+            .filter(|&r| self.rejected[r].is_none())
+            .collect()
+    }
+}
+
+impl PyInputLayout {
+    fn column<'a>(&self, batch: &'a RecordBatch, source: &str, name: &str) -> Result<&'a ArrayRef> {
+        batch
+            .column_by_name(name)
+            .ok_or_else(|| Error::schema(source, name, "missing"))
+    }
+
+    /// Check every column's type, then every row against the rules.
+    fn check(&self, batch: &RecordBatch, source: &str) -> Result<RowChecks> {
+        let mut checks = RowChecks::new(batch.num_rows());
+        for spec in &self.inputs {
+            for name in &spec.columns {
+                let array = self.column(batch, source, name)?;
+                let kind = column_kind(array.data_type());
+                let fits = match spec.tensor_type {
+                    TensorType::String => kind == "string",
+                    _ => matches!(kind, "float" | "int" | "bool"),
+                };
+                if !fits {
+                    let wanted = if spec.tensor_type.is_numeric() {
+                        "numeric"
+                    } else {
+                        "string"
+                    };
+                    return Err(Error::schema(
+                        source,
+                        name,
+                        format!(
+                            "the model needs a {wanted} column, found {}",
+                            array.data_type()
+                        ),
+                    ));
+                }
+                let rule = self.rules.get(name);
+                self.check_column(array, name, spec.tensor_type, rule, &mut checks)?;
+            }
+        }
+        Ok(checks)
+    }
+
+    fn check_column(
+        &self,
+        array: &ArrayRef,
+        name: &str,
+        tensor_type: TensorType,
+        rule: Option<&ColumnRule>,
+        checks: &mut RowChecks,
+    ) -> Result<()> {
+        let accepts_missing = tensor_type.is_numeric() && rule.is_some_and(|r| r.accepts_missing);
+        if !accepts_missing {
+            if array.null_count() > 0 {
+                for row in 0..array.len() {
+                    if array.is_null(row) {
+                        checks.reject(row, || format!("column '{name}' is null"));
+                    }
+                }
+            }
+            if matches!(
+                array.data_type(),
+                DataType::Float16 | DataType::Float32 | DataType::Float64
+            ) {
+                let values = arrow_cast::cast(array, &DataType::Float64)?;
+                for (row, value) in values.as_primitive::<Float64Type>().iter().enumerate() {
+                    if value.is_some_and(f64::is_nan) {
+                        checks.reject(row, || format!("column '{name}' is NaN"));
+                    }
+                }
+            }
+        }
+        if let Some(categories) = rule.and_then(|r| r.categories.as_ref()) {
+            let strings = arrow_cast::cast(array, &DataType::Utf8)?;
+            for (row, value) in strings.as_string::<i32>().iter().enumerate() {
+                if let Some(value) = value {
+                    if !categories.contains(value) {
+                        checks.reject(row, || {
+                            format!("column '{name}': unknown category {value:?}")
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn numeric_tensor<T: Copy + Send>(
+        batch: &RecordBatch,
+        spec: &InputSpec,
+        rows: &[usize],
+        convert: impl Fn(Option<f64>) -> T,
+    ) -> Result<Array2<T>> {
+        let width = spec.columns.len();
+        let mut data: Vec<Option<T>> = vec![None; rows.len() * width];
+        for (c, name) in spec.columns.iter().enumerate() {
+            let array = batch.column_by_name(name).expect("checked");
+            let values = arrow_cast::cast(array, &DataType::Float64)?;
+            let values = values.as_primitive::<Float64Type>();
+            for (i, &row) in rows.iter().enumerate() {
+                let value = values.is_valid(row).then(|| values.value(row));
+                data[i * width + c] = Some(convert(value));
+            }
+        }
+        let data = data.into_iter().map(|v| v.expect("filled")).collect();
+        Ok(Array2::from_shape_vec((rows.len(), width), data).expect("shape matches"))
+    }
+
+    fn int_tensor(batch: &RecordBatch, spec: &InputSpec, rows: &[usize]) -> Result<Array2<i64>> {
+        let width = spec.columns.len();
+        let mut data = vec![0_i64; rows.len() * width];
+        for (c, name) in spec.columns.iter().enumerate() {
+            let array = batch.column_by_name(name).expect("checked");
+            let values = arrow_cast::cast(array, &DataType::Int64)?;
+            let values = values.as_primitive::<Int64Type>();
+            for (i, &row) in rows.iter().enumerate() {
+                data[i * width + c] = values.value(row);
+            }
+        }
+        Ok(Array2::from_shape_vec((rows.len(), width), data).expect("shape matches"))
+    }
+
+    fn string_tensor(
+        py: Python<'_>,
+        batch: &RecordBatch,
+        spec: &InputSpec,
+        rows: &[usize],
+    ) -> Result<Array2<Py<PyAny>>> {
+        let width = spec.columns.len();
+        let mut interned: HashMap<String, Py<PyAny>> = HashMap::new();
+        let mut data: Vec<Option<Py<PyAny>>> = (0..rows.len() * width).map(|_| None).collect();
+        for (c, name) in spec.columns.iter().enumerate() {
+            let array = batch.column_by_name(name).expect("checked");
+            let strings = arrow_cast::cast(array, &DataType::Utf8)?;
+            let strings = strings.as_string::<i32>();
+            for (i, &row) in rows.iter().enumerate() {
+                let value = strings.value(row);
+                let object = match interned.get(value) {
+                    Some(object) => object.clone_ref(py),
+                    None => {
+                        let object = PyString::new(py, value).into_any().unbind();
+                        interned.insert(value.to_owned(), object.clone_ref(py));
+                        object
+                    }
+                };
+                data[i * width + c] = Some(object);
+            }
+        }
+        let data = data.into_iter().map(|v| v.expect("filled")).collect();
+        Ok(Array2::from_shape_vec((rows.len(), width), data).expect("shape matches"))
+    }
+}
+
+#[pymethods]
+impl PyInputLayout {
+    /// `inputs`: (tensor name, tensor type, columns) per model input.
+    /// `rules`: (column, accepts_missing, known categories or None) per checked column.
+    #[new]
+    fn new(
+        inputs: Vec<(String, String, Vec<String>)>,
+        rules: Vec<(String, bool, Option<Vec<String>>)>,
+    ) -> PyResult<Self> {
+        let inputs = inputs
+            .into_iter()
+            .map(|(name, tensor_type, columns)| {
+                Ok(InputSpec {
+                    name,
+                    tensor_type: TensorType::parse(&tensor_type)?,
+                    columns,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let rules = rules
+            .into_iter()
+            .map(|(column, accepts_missing, categories)| {
+                let categories = categories.map(|c| c.into_iter().collect());
+                (
+                    column,
+                    ColumnRule {
+                        accepts_missing,
+                        categories,
+                    },
+                )
+            })
+            .collect();
+        Ok(Self { inputs, rules })
+    }
+
+    /// Every column the model reads, in input order.
+    #[getter]
+    fn columns(&self) -> Vec<String> {
+        self.inputs.iter().flat_map(|s| s.columns.clone()).collect()
+    }
+
+    /// Validate `batch` and build the model's input tensors from its accepted rows.
+    ///
+    /// Returns `(tensors, accepted, rejected_rows, reasons)`: a dict of numpy arrays for the
+    /// accepted rows, a boolean mask over all rows, and the indices and reasons of the rest.
+    #[pyo3(signature = (batch, source="input"))]
+    fn prepare<'py>(
+        &self,
+        py: Python<'py>,
+        batch: &PyBatch,
+        source: &str,
+    ) -> PyResult<Prepared<'py>> {
+        let batch = &batch.batch;
+        let checks = py.detach(|| self.check(batch, source))?;
+        let rows = checks.accepted_rows();
+        let tensors = PyDict::new(py);
+        for spec in &self.inputs {
+            let tensor = match spec.tensor_type {
+                TensorType::Float32 => py
+                    .detach(|| {
+                        Self::numeric_tensor(batch, spec, &rows, |v| {
+                            v.map_or(f32::NAN, |x| x as f32)
+                        })
+                    })?
+                    .into_pyarray(py)
+                    .into_any(),
+                TensorType::Float64 => py
+                    .detach(|| Self::numeric_tensor(batch, spec, &rows, |v| v.unwrap_or(f64::NAN)))?
+                    .into_pyarray(py)
+                    .into_any(),
+                TensorType::Int64 => py
+                    .detach(|| Self::int_tensor(batch, spec, &rows))?
+                    .into_pyarray(py)
+                    .into_any(),
+                TensorType::String => Self::string_tensor(py, batch, spec, &rows)?
+                    .into_pyarray(py)
+                    .into_any(),
+            };
+            tensors.set_item(&spec.name, tensor)?;
+        }
+        let accepted: Vec<bool> = checks.rejected.iter().map(Option::is_none).collect();
+        let mut rejected_rows = Vec::new();
+        let mut reasons = Vec::new();
+        for (row, reason) in checks.rejected.into_iter().enumerate() {
+            if let Some(reason) = reason {
+                rejected_rows.push(row as i64);
+                reasons.push(reason);
+            }
+        }
+        Ok((
+            tensors,
+            accepted.into_pyarray(py),
+            rejected_rows.into_pyarray(py),
+            reasons,
+        ))
+    }
+}

@@ -1,0 +1,3 @@
+//! Turning Arrow batches into model inputs, with row-level validation.
+
+pub mod inputs;
