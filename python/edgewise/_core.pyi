@@ -44,7 +44,7 @@ class ParquetFile:
     def row_group_rows(self) -> list[int]:
         """Rows in each row group, in file order."""
     def column_kinds(self) -> list[tuple[str, str]]:
-        """(column, kind) with kind one of float, int, bool, string, temporal, other."""
+        """(column, kind) with kind one of float, int, bool, string, temporal, null, other."""
     def read(self, row_groups: list[int], columns: list[str]) -> Batch:
         """The given row groups and columns (in the order given) as one batch."""
 

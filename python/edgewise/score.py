@@ -185,6 +185,8 @@ class ScoreRun:
                     raise SchemaError(f"{path}: column '{name}': missing")
             for column in self.model.schema.columns:
                 found = kinds[column.name]
+                if found == "null":  # no values at all: every row is missing
+                    continue
                 wanted_string = column.kind == "string"
                 if wanted_string != (found == "string") or found in ("temporal", "other"):
                     wanted = "string" if wanted_string else "numeric"

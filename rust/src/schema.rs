@@ -2,7 +2,9 @@
 
 use arrow_schema::DataType;
 
-/// The kind of an Arrow type, as named in bundle schemas and error messages.
+/// The kind of an Arrow type, as named in bundle schemas and error messages. "null" is a
+/// column with no values at all (such as an empty string column written by pandas): it fits
+/// any model input, and every row of it is missing.
 pub fn column_kind(data_type: &DataType) -> &'static str {
     use DataType::*;
     match data_type {
@@ -12,6 +14,7 @@ pub fn column_kind(data_type: &DataType) -> &'static str {
         Boolean => "bool",
         Utf8 | LargeUtf8 | Utf8View => "string",
         Dictionary(_, value) => column_kind(value),
+        Null => "null",
         Date32 | Date64 | Timestamp(..) | Time32(_) | Time64(_) | Duration(_) => "temporal",
         _ => "other",
     }

@@ -131,7 +131,7 @@ def compile_pipeline(
         )
     else:
         fidelity = measure(model.engine.name, expected, scored["prediction"].reshape(-1, 1))
-    if max_diff is not None and fidelity.max_abs_diff > max_diff:
+    if max_diff is not None and not fidelity.max_abs_diff <= max_diff:  # NaN fails too
         raise ModelError(
             f"the converted model differs from the pipeline by up to {fidelity.max_abs_diff:.3g}, "
             f"over --max-diff {max_diff:g} ({fidelity.describe()}); bundle not written"

@@ -127,7 +127,7 @@ impl PyParquetFile {
             .collect()
     }
 
-    /// Column name to kind: "float", "int", "bool", "string", "temporal" or "other".
+    /// Column name to kind: "float", "int", "bool", "string", "temporal", "null" or "other".
     fn column_kinds(&self) -> Vec<(String, &'static str)> {
         self.metadata
             .schema()

@@ -112,10 +112,11 @@ impl PyInputLayout {
             for name in &spec.columns {
                 let array = self.column(batch, source, name)?;
                 let kind = column_kind(array.data_type());
-                let fits = match spec.tensor_type {
-                    TensorType::String => kind == "string",
-                    _ => matches!(kind, "float" | "int" | "bool"),
-                };
+                let fits = kind == "null"
+                    || match spec.tensor_type {
+                        TensorType::String => kind == "string",
+                        _ => matches!(kind, "float" | "int" | "bool"),
+                    };
                 if !fits {
                     let wanted = if spec.tensor_type.is_numeric() {
                         "numeric"

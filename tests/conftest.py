@@ -1,0 +1,35 @@
+"""Shared fixtures: a small synthetic credit dataset and a compiled bundle of it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from edgewise import Bundle
+from edgewise.compile import compile_pipeline
+from edgewise.datasets import FEATURES, TARGET, credit_frame, credit_pipeline
+
+
+@pytest.fixture(scope="session")
+def credit_train() -> pd.DataFrame:
+    return credit_frame(3000, seed=0)
+
+
+@pytest.fixture(scope="session")
+def credit_model(credit_train: pd.DataFrame):
+    """A fitted impute/scale/one-hot + LogisticRegression pipeline."""
+    pipeline = credit_pipeline("logistic")
+    return pipeline.fit(credit_train[FEATURES], credit_train[TARGET])
+
+
+@pytest.fixture(scope="session")
+def bundle_path(tmp_path_factory: pytest.TempPathFactory, credit_model, credit_train) -> Path:
+    result = compile_pipeline(credit_model, credit_train, name="credit", version=3, target=TARGET)
+    return result.bundle.write(tmp_path_factory.mktemp("bundle") / "credit-3.ewb")
+
+
+@pytest.fixture(scope="session")
+def bundle(bundle_path: Path) -> Bundle:
+    return Bundle.read(bundle_path)

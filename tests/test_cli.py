@@ -1,0 +1,143 @@
+"""The command line: exit codes, exact messages, and --help with an example everywhere."""
+
+from __future__ import annotations
+
+import json
+
+import click
+import joblib
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from edgewise.cli import main
+from edgewise.datasets import credit_frame
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def all_commands(group: click.Group, prefix: tuple[str, ...] = ()):
+    for name, command in group.commands.items():
+        yield (*prefix, name)
+        if isinstance(command, click.Group):
+            yield from all_commands(command, (*prefix, name))
+
+
+@pytest.mark.parametrize("path", list(all_commands(main)), ids=" ".join)
+def test_every_command_has_help_with_an_example(runner, path):
+    result = runner.invoke(main, [*path, "--help"])
+    assert result.exit_code == 0
+    assert "Example:" in result.output and f"edgewise {' '.join(path)}" in result.output
+
+
+def test_compile_then_score(runner, tmp_path, credit_model, credit_train):
+    pipeline = tmp_path / "credit.joblib"
+    joblib.dump(credit_model, pipeline)
+    train = tmp_path / "train.parquet"
+    credit_train.to_parquet(train, index=False)
+    bundle = tmp_path / "credit-7.ewb"
+    result = runner.invoke(
+        main,
+        [
+            "compile",
+            str(pipeline),
+            "--train-data",
+            str(train),
+            "--name",
+            "credit",
+            "--version",
+            "7",
+            "-o",
+            str(bundle),
+            "--target",
+            "defaulted",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "compiled credit version 7 (LogisticRegression)" in result.output
+    assert "fidelity: onnxruntime: max |diff|" in result.output
+    assert f"wrote {bundle}" in result.output
+
+    source = tmp_path / "in.parquet"
+    credit_frame(1000, seed=3).to_parquet(source, index=False)
+    out = tmp_path / "scores"
+    result = runner.invoke(main, ["score", str(bundle), str(source), "-o", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["rows_scored"] == 1000 and summary["model"] == "credit"
+    assert pq.read_table(out / "part-00000-00000.parquet").num_rows == 1000
+
+
+def test_compile_refuses_when_fidelity_is_worse_than_max_diff(
+    runner, tmp_path, credit_model, credit_train
+):
+    pipeline = tmp_path / "credit.joblib"
+    joblib.dump(credit_model, pipeline)
+    train = tmp_path / "train.parquet"
+    credit_train.to_parquet(train, index=False)
+    result = runner.invoke(
+        main,
+        [
+            "compile",
+            str(pipeline),
+            "--train-data",
+            str(train),
+            "--name",
+            "c",
+            "--version",
+            "1",
+            "-o",
+            str(tmp_path / "c.ewb"),
+            "--max-diff",
+            "0",
+        ],
+    )
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: the converted model differs from the pipeline by up to")
+    assert "bundle not written" in result.output
+    assert not (tmp_path / "c.ewb").exists()
+
+
+def test_compile_of_a_missing_pipeline(runner, tmp_path):
+    result = runner.invoke(
+        main,
+        [
+            "compile",
+            str(tmp_path / "nope.joblib"),
+            "--train-data",
+            str(tmp_path / "t.parquet"),
+            "--name",
+            "x",
+            "--version",
+            "1",
+        ],
+    )
+    assert result.exit_code == 1
+    assert result.output == f"Error: {tmp_path / 'nope.joblib'}: no such file\n"
+
+
+def test_score_bad_input_exits_1_naming_file_and_column(runner, tmp_path, bundle_path):
+    source = tmp_path / "in.parquet"
+    credit_frame(10).drop(columns=["region"]).to_parquet(source, index=False)
+    result = runner.invoke(
+        main, ["score", str(bundle_path), str(source), "-o", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 1
+    assert result.output == f"Error: {source}: column 'region': missing\n"
+
+
+def test_score_usage_error_exits_2(runner, bundle_path):
+    result = runner.invoke(main, ["score", str(bundle_path), "x.parquet"])
+    assert result.exit_code == 2
+    assert "Missing option '-o' / '--output'" in result.output
+
+
+def test_debug_shows_the_traceback(runner, tmp_path, bundle_path):
+    result = runner.invoke(
+        main, ["--debug", "score", str(bundle_path), str(tmp_path / "none.parquet"), "-o", "o"]
+    )
+    assert result.exit_code == 1
+    assert type(result.exception).__name__ == "DataFileError"

@@ -1,0 +1,133 @@
+"""The Rust core's building blocks against naive Python references."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edgewise import DataFileError, SchemaError
+from edgewise._core import Batch, InputLayout, ParquetFile, ParquetWriter
+
+CATEGORIES = ["a", "b", "c"]
+
+numbers = st.one_of(st.none(), st.just(math.nan), st.floats(-1e6, 1e6, allow_nan=False))
+strings = st.one_of(st.none(), st.sampled_from([*CATEGORIES, "zz", ""]))
+
+
+@st.composite
+def tables(draw):
+    rows = draw(st.integers(0, 40))
+    x = draw(st.lists(numbers, min_size=rows, max_size=rows))
+    n = draw(st.lists(st.one_of(st.none(), st.integers(-5, 5)), min_size=rows, max_size=rows))
+    s = draw(st.lists(strings, min_size=rows, max_size=rows))
+    string_array = pa.array(s, pa.string())
+    if draw(st.booleans()):
+        string_array = string_array.dictionary_encode()
+    return pa.table(
+        {"x": pa.array(x, pa.float64()), "n": pa.array(n, pa.int32()), "s": string_array}
+    )
+
+
+def reference(table: pa.Table, x_missing: bool, known: list[str] | None):
+    """Row by row: the first reason a row is refused, or its tensors."""
+    accepted, reasons, xn, ss = [], [], [], []
+    for x, n, s in zip(*(table[c].to_pylist() for c in ("x", "n", "s")), strict=True):
+        reason = None
+        if not x_missing and x is None:
+            reason = "column 'x' is null"
+        elif not x_missing and x is not None and math.isnan(x):
+            reason = "column 'x' is NaN"
+        elif n is None:
+            reason = "column 'n' is null"
+        elif s is None:
+            reason = "column 's' is null"
+        elif known is not None and s not in known:
+            reason = f"column 's': unknown category {s!r}".replace("'", '"')
+        if reason:
+            reasons.append(reason)
+            accepted.append(False)
+            continue
+        accepted.append(True)
+        xn.append([np.float32(np.nan if x is None else x), np.float32(n)])
+        ss.append([s])
+    return accepted, reasons, np.array(xn, np.float32).reshape(-1, 2), np.array(ss, object)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(table=tables(), x_missing=st.booleans(), enforce=st.booleans())
+def test_prepare_matches_row_by_row_reference(table, x_missing, enforce):
+    known = CATEGORIES if enforce else None
+    layout = InputLayout(
+        [("num", "float32", ["x", "n"]), ("cat", "string", ["s"])],
+        [("x", x_missing, None), ("n", False, None), ("s", False, known)],
+    )
+    tensors, accepted, rejected, reasons = layout.prepare(Batch.from_arrow(table), "t")
+    want_accepted, want_reasons, want_num, want_cat = reference(table, x_missing, known)
+    assert accepted.tolist() == want_accepted
+    assert rejected.tolist() == [i for i, ok in enumerate(want_accepted) if not ok]
+    assert [r.replace("'", '"') for r in reasons] == [r.replace("'", '"') for r in want_reasons]
+    np.testing.assert_array_equal(tensors["num"], want_num)
+    assert tensors["num"].dtype == np.float32 and tensors["num"].shape == (sum(want_accepted), 2)
+    assert tensors["cat"].reshape(-1).tolist() == want_cat.reshape(-1).tolist()
+
+
+def test_prepare_names_a_column_of_the_wrong_kind():
+    layout = InputLayout([("x", "float32", ["x"])], [])
+    batch = Batch.from_arrow(pa.table({"x": ["1.5"]}))
+    with pytest.raises(SchemaError, match="src: column 'x': the model needs a numeric column"):
+        layout.prepare(batch, "src")
+
+
+def test_invalid_options_list_the_allowed_values(tmp_path):
+    with pytest.raises(ValueError, match="choose one of float32, float64, int64, string"):
+        InputLayout([("x", "float16", ["x"])], [])
+    with pytest.raises(ValueError, match="choose one of zstd, snappy, none"):
+        ParquetWriter(tmp_path / "x.parquet", "lz5")
+    pq.write_table(pa.table({"a": [1]}), tmp_path / "a.parquet")
+    with pytest.raises(ValueError, match="threads must be at least 1"):
+        ParquetFile(tmp_path / "a.parquet", 0)
+
+
+def test_read_chosen_row_groups_and_columns_in_the_order_asked(tmp_path):
+    table = pa.table({"a": list(range(100)), "b": [str(i) for i in range(100)], "c": [1.0] * 100})
+    pq.write_table(table, tmp_path / "t.parquet", row_group_size=10)
+    file = ParquetFile(tmp_path / "t.parquet", threads=2)
+    assert file.num_rows == 100 and file.row_group_rows == [10] * 10
+    assert dict(file.column_kinds()) == {"a": "int", "b": "string", "c": "float"}
+    batch = pa.record_batch(file.read([3, 4, 9], ["c", "a"]))
+    assert batch.schema.names == ["c", "a"]
+    assert batch["a"].to_pylist() == [*range(30, 50), *range(90, 100)]
+    with pytest.raises(SchemaError, match="column 'zz': missing from the file"):
+        file.read([0], ["zz"])
+    with pytest.raises(ValueError, match="row group 10 does not exist"):
+        file.read([10], ["a"])
+
+
+def test_writer_round_trip_and_misuse(tmp_path):
+    batch = Batch.from_arrow(pa.table({"a": [1, 2, 3]})).with_columns(
+        [("p", np.array([0.5, 0.25, 1.0])), ("s", np.array(["x", None, "z"], dtype=object))]
+    )
+    writer = ParquetWriter(tmp_path / "out.parquet")
+    writer.write(batch)
+    writer.write(batch.filter(np.array([True, False, True])))
+    assert writer.close() > 0
+    table = pq.read_table(tmp_path / "out.parquet")
+    assert table["s"].to_pylist() == ["x", None, "z", "x", "z"]
+    with pytest.raises(ValueError, match="already closed"):
+        writer.close()
+    with pytest.raises(ValueError, match="has 2 values for 3 rows"):
+        batch.with_columns([("q", np.zeros(2))])
+    with pytest.raises(ValueError, match="unsupported numpy dtype"):
+        batch.with_columns([("q", np.zeros(3, dtype=np.complex64))])
+
+
+def test_unreadable_file_names_the_path(tmp_path):
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(DataFileError, match=r"bad\.parquet: not a readable Parquet file"):
+        ParquetFile(tmp_path / "bad.parquet")

@@ -1,0 +1,218 @@
+"""`edgewise.score`: outputs, quarantine, strict mode, bad input and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import edgewise
+from edgewise import DataError, DataFileError, SchemaError, ScoreRunError
+from edgewise.datasets import FEATURES, credit_frame, write_credit_parquet
+from edgewise.score import plan_parts, resolve_inputs
+
+
+def read_scores(out: Path) -> pd.DataFrame:
+    parts = sorted(out.glob("part-*.parquet"))
+    return pd.concat([pq.read_table(p).to_pandas() for p in parts], ignore_index=True)
+
+
+def write_frame(path: Path, frame: pd.DataFrame, row_group_size: int = 500) -> Path:
+    pq.write_table(
+        pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=row_group_size
+    )
+    return path
+
+
+def test_scores_match_scikit_learn_and_keep_columns(tmp_path, bundle_path, credit_model):
+    frame = credit_frame(2000, seed=5)
+    source = write_frame(tmp_path / "in.parquet", frame)
+    summary = edgewise.score(bundle_path, source, tmp_path / "out", keep=["applicant_id"])
+    assert (summary.rows_read, summary.rows_scored, summary.rows_quarantined) == (2000, 2000, 0)
+    scores = read_scores(tmp_path / "out")
+    assert list(scores.columns) == [
+        "applicant_id",
+        "label",
+        "proba_0",
+        "proba_1",
+        "model_name",
+        "model_version",
+    ]
+    assert scores["applicant_id"].tolist() == frame["applicant_id"].tolist()
+    expected = credit_model.predict_proba(frame[FEATURES])[:, 1]
+    np.testing.assert_allclose(scores["proba_1"], expected, atol=1e-5)
+    assert (scores["label"] == credit_model.predict(frame[FEATURES])).mean() > 0.999
+    assert set(scores["model_name"]) == {"credit"} and set(scores["model_version"]) == {3}
+    recorded = json.loads((tmp_path / "out" / "_edgewise_summary.json").read_text())
+    assert recorded["rows_scored"] == 2000
+
+
+def test_inputs_from_directories_and_globs_in_order(tmp_path, bundle_path):
+    paths = write_credit_parquet(tmp_path / "data", 3000, files=3, row_group_rows=400)
+    assert resolve_inputs([tmp_path / "data"]) == paths
+    assert resolve_inputs([str(tmp_path / "data" / "part-00[12].parquet")]) == paths[1:]
+    summary = edgewise.score(
+        bundle_path,
+        [str(tmp_path / "data" / "*.parquet")],
+        tmp_path / "out",
+        keep=["applicant_id"],
+        batch_rows=700,
+        part_rows=1200,
+    )
+    assert summary.files == 3 and summary.rows_scored == 3000
+    ids = read_scores(tmp_path / "out")["applicant_id"].tolist()
+    expected = pd.concat([pq.read_table(p).to_pandas() for p in paths])["applicant_id"].tolist()
+    assert ids == expected
+
+
+def test_rows_the_model_cannot_take_go_to_quarantine(tmp_path, bundle_path):
+    frame = credit_frame(1000, seed=6)
+    frame.loc[[3, 700], "region"] = None  # the encoder cannot take a null category
+    source = write_frame(tmp_path / "in.parquet", frame)
+    summary = edgewise.score(bundle_path, source, tmp_path / "out", keep=["applicant_id"])
+    assert (summary.rows_scored, summary.rows_quarantined) == (998, 2)
+    quarantine = pq.read_table(tmp_path / "out" / "quarantine" / "part-00000-00000.parquet")
+    rejected = quarantine.to_pandas()
+    assert rejected["_source_row"].tolist() == [3, 700]
+    assert rejected["_reason"].tolist() == ["column 'region' is null"] * 2
+    assert rejected["_source_file"].tolist() == [str(source)] * 2
+    assert rejected["applicant_id"].tolist() == frame["applicant_id"].iloc[[3, 700]].tolist()
+    assert 3 not in set(read_scores(tmp_path / "out")["applicant_id"] - frame["applicant_id"][0])
+
+
+def test_strict_mode_stops_at_the_first_bad_row(tmp_path, bundle_path):
+    frame = credit_frame(1000, seed=6)
+    frame.loc[612, "channel"] = None
+    source = write_frame(tmp_path / "in.parquet", frame)
+    with pytest.raises(DataError, match=r"in\.parquet: row 612: column 'channel' is null"):
+        edgewise.score(bundle_path, source, tmp_path / "out", strict=True)
+    assert not list((tmp_path / "out").glob("part-*.parquet"))
+
+
+def test_missing_column_is_named_with_its_file(tmp_path, bundle_path):
+    source = write_frame(tmp_path / "in.parquet", credit_frame(100).drop(columns=["income"]))
+    with pytest.raises(SchemaError, match=r"in\.parquet: column 'income': missing"):
+        edgewise.score(bundle_path, source, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_wrong_column_type_is_named(tmp_path, bundle_path):
+    frame = credit_frame(100)
+    frame["age"] = frame["age"].astype(str)
+    source = write_frame(tmp_path / "in.parquet", frame)
+    with pytest.raises(
+        SchemaError, match=r"column 'age': the model needs a numeric column, found string"
+    ):
+        edgewise.score(bundle_path, source, tmp_path / "out")
+
+
+def test_truncated_file_is_a_data_file_error(tmp_path, bundle_path):
+    source = write_frame(tmp_path / "in.parquet", credit_frame(100))
+    data = source.read_bytes()
+    source.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataFileError, match=r"in\.parquet: not a readable Parquet file"):
+        edgewise.score(bundle_path, source, tmp_path / "out")
+
+
+def test_missing_input_is_a_data_file_error(tmp_path, bundle_path):
+    with pytest.raises(DataFileError, match=r"nope\.parquet: no such file"):
+        edgewise.score(bundle_path, tmp_path / "nope.parquet", tmp_path / "out")
+
+
+def test_an_existing_run_is_not_overwritten(tmp_path, bundle_path):
+    source = write_frame(tmp_path / "in.parquet", credit_frame(100))
+    edgewise.score(bundle_path, source, tmp_path / "out")
+    before = {p: p.read_bytes() for p in (tmp_path / "out").rglob("*.parquet")}
+    with pytest.raises(ScoreRunError, match="already holds a scoring run"):
+        edgewise.score(bundle_path, source, tmp_path / "out")
+    assert {p: p.read_bytes() for p in (tmp_path / "out").rglob("*.parquet")} == before
+    with pytest.raises(ScoreRunError, match="different keep"):
+        edgewise.score(bundle_path, source, tmp_path / "out", keep=["applicant_id"], resume=True)
+
+
+def test_empty_file_gives_an_empty_part(tmp_path, bundle_path):
+    source = write_frame(tmp_path / "in.parquet", credit_frame(0))
+    summary = edgewise.score(bundle_path, source, tmp_path / "out", keep=["applicant_id"])
+    assert summary.rows_read == 0
+    table = pq.read_table(tmp_path / "out" / "part-00000-00000.parquet")
+    assert table.num_rows == 0 and "proba_1" in table.column_names
+
+
+class _FakeFile:
+    def __init__(self, rows: list[int]) -> None:
+        self.row_group_rows = rows
+
+
+@pytest.mark.parametrize(
+    ("rows", "batch_rows", "part_rows"),
+    [([100] * 10, 250, 450), ([1000], 10, 10), ([], 5, 5), ([5, 500, 5, 5], 100, 501)],
+)
+def test_plan_covers_every_row_group_once_in_order(rows, batch_rows, part_rows):
+    parts = plan_parts([_FakeFile(rows)], batch_rows, part_rows)  # type: ignore[list-item]
+    flat = [rg for part in parts for batch in part.row_groups for rg in batch]
+    assert flat == list(range(len(rows)))
+    assert sum(p.rows for p in parts) == sum(rows)
+    starts = [p.first_row for p in parts]
+    assert starts == sorted(starts) and starts[0] == 0
+    assert [p.chunk for p in parts] == list(range(len(parts)))
+
+
+SCORER = """
+import sys, edgewise
+edgewise.score(sys.argv[1], sys.argv[2], sys.argv[3], keep=["applicant_id"],
+               batch_rows=2000, part_rows=4000, resume=True)
+"""
+
+
+def _kill_when(args: list[str], ready, timeout: float = 60.0) -> None:
+    """Start the scorer and SIGKILL it as soon as `ready()` holds."""
+    process = subprocess.Popen(args)
+    deadline = time.monotonic() + timeout
+    while not ready() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
+def test_resume_after_kill_gives_the_uninterrupted_output(tmp_path, bundle_path):
+    write_credit_parquet(tmp_path / "data", 64_000, files=2, row_group_rows=1000)
+    reference = tmp_path / "reference"
+    edgewise.score(
+        bundle_path,
+        tmp_path / "data",
+        reference,
+        keep=["applicant_id"],
+        batch_rows=2000,
+        part_rows=4000,
+    )
+    out = tmp_path / "out"
+    args = [sys.executable, "-c", SCORER, str(bundle_path), str(tmp_path / "data"), str(out)]
+
+    def finished() -> list[Path]:
+        return sorted(out.glob("part-*.parquet"))
+
+    def writing() -> bool:
+        return any((out / ".tmp").glob("*.parquet")) if (out / ".tmp").exists() else False
+
+    _kill_when(args, writing)  # in the middle of the first part
+    assert not finished()
+    for parts in (1, 4, 9):  # after some parts, each time in a fresh process that resumes
+        _kill_when(args, lambda parts=parts: len(finished()) >= parts and writing())
+        assert parts <= len(finished()) < 16
+        for path in finished():  # every file under a final name is a whole Parquet file
+            pq.read_table(path)
+    subprocess.run(args, check=True)
+    assert sorted(os.listdir(out)) == sorted(os.listdir(reference))
+    pd.testing.assert_frame_equal(read_scores(out), read_scores(reference))
+    summary = json.loads((out / "_edgewise_summary.json").read_text())
+    assert summary["parts_resumed"] >= 9 and summary["rows_read"] == 64_000
