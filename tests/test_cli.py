@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 import joblib
@@ -19,6 +20,16 @@ def runner() -> CliRunner:
     return CliRunner()
 
 
+@pytest.fixture
+def compile_inputs(tmp_path, credit_model, credit_train) -> tuple[Path, Path]:
+    """The fitted pipeline as a joblib file and its training data as Parquet."""
+    pipeline = tmp_path / "credit.joblib"
+    joblib.dump(credit_model, pipeline)
+    train = tmp_path / "train.parquet"
+    credit_train.to_parquet(train, index=False)
+    return pipeline, train
+
+
 def all_commands(group: click.Group, prefix: tuple[str, ...] = ()):
     for name, command in group.commands.items():
         yield (*prefix, name)
@@ -33,11 +44,8 @@ def test_every_command_has_help_with_an_example(runner, path):
     assert "Example:" in result.output and f"edgewise {' '.join(path)}" in result.output
 
 
-def test_compile_then_score(runner, tmp_path, credit_model, credit_train):
-    pipeline = tmp_path / "credit.joblib"
-    joblib.dump(credit_model, pipeline)
-    train = tmp_path / "train.parquet"
-    credit_train.to_parquet(train, index=False)
+def test_compile_then_score(runner, tmp_path, compile_inputs):
+    pipeline, train = compile_inputs
     bundle = tmp_path / "credit-7.ewb"
     result = runner.invoke(
         main,
@@ -71,13 +79,8 @@ def test_compile_then_score(runner, tmp_path, credit_model, credit_train):
     assert pq.read_table(out / "part-00000-00000.parquet").num_rows == 1000
 
 
-def test_compile_refuses_when_fidelity_is_worse_than_max_diff(
-    runner, tmp_path, credit_model, credit_train
-):
-    pipeline = tmp_path / "credit.joblib"
-    joblib.dump(credit_model, pipeline)
-    train = tmp_path / "train.parquet"
-    credit_train.to_parquet(train, index=False)
+def test_compile_refuses_when_fidelity_is_worse_than_max_diff(runner, tmp_path, compile_inputs):
+    pipeline, train = compile_inputs
     result = runner.invoke(
         main,
         [
