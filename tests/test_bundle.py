@@ -64,6 +64,7 @@ def test_round_trip_is_byte_identical(bundle: Bundle, tmp_path):
     assert Bundle.read(path) == bundle
     assert path.read_bytes() == bundle.to_bytes()
     assert not list(tmp_path.glob(".*.tmp"))
+    assert path.stat().st_mode & 0o777 == 0o644
 
 
 def test_tampered_model_is_rejected(bundle: Bundle):
