@@ -1,6 +1,7 @@
 """edgewise's Rust core. Users import from `edgewise`; these are its building blocks."""
 
 import os
+from collections.abc import Sequence
 from typing import Any, final
 
 import numpy as np
@@ -23,8 +24,11 @@ class Batch:
         """The columns named, in that order."""
     def filter(self, mask: npt.NDArray[np.bool_]) -> Batch:
         """The rows where `mask` is true."""
-    def with_columns(self, columns: list[tuple[str, npt.NDArray[Any]]]) -> Batch:
-        """This batch with 1-D numpy columns appended (float32/64, int64, bool or str objects)."""
+    def with_columns(
+        self, columns: Sequence[tuple[str, npt.NDArray[Any] | str | int | float]]
+    ) -> Batch:
+        """This batch with columns appended: 1-D numpy arrays (float32/64, int64, bool or str
+        objects), or a str / int / float repeated on every row."""
     def __len__(self) -> int: ...
     def __arrow_c_schema__(self) -> object: ...
     def __arrow_c_array__(
@@ -45,8 +49,9 @@ class ParquetFile:
         """Rows in each row group, in file order."""
     def column_kinds(self) -> list[tuple[str, str]]:
         """(column, kind) with kind one of float, int, bool, string, temporal, null, other."""
-    def read(self, row_groups: list[int], columns: list[str]) -> Batch:
-        """The given row groups and columns (in the order given) as one batch."""
+    def read(self, row_groups: list[int], columns: list[str], dictionary: list[str] = ...) -> Batch:
+        """The given row groups and columns (in the order given) as one batch; string columns
+        named in `dictionary` come back dictionary-encoded."""
 
 @final
 class ParquetWriter:

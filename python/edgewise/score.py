@@ -152,6 +152,10 @@ class ScoreRun:
         self.compression = compression
         self.files = [self._open(path, threads) for path in inputs]
         self.read_columns = list(dict.fromkeys([*model.layout.columns, *self.keep]))
+        # Categorical inputs stay dictionary-encoded from Parquet to the model's input tensors.
+        self.dictionary_columns = [
+            c.name for c in model.schema.columns if c.kind == "string" and c.name not in self.keep
+        ]
         self._check_columns()
         self.parts = plan_parts(self.files, batch_rows, part_rows)
         self.identity = {
@@ -234,11 +238,14 @@ class ScoreRun:
             quarantined += finished[1]
         if progress:
             progress(done, total)
-        for part, batches in self._read_ahead(todo):
-            part_scored, part_quarantined = self._score_part(part, batches, progress, done, total)
-            done += part.rows
-            scored += part_scored
-            quarantined += part_quarantined
+        with WriteBehind() as writes:
+            for part, batches in self._read_ahead(todo):
+                part_scored, part_quarantined = self._score_part(
+                    part, batches, writes, progress, done, total
+                )
+                done += part.rows
+                scored += part_scored
+                quarantined += part_quarantined
         shutil.rmtree(self.out / TMP_DIR, ignore_errors=True)
         summary = ScoreSummary(
             model=self.model.name,
@@ -276,7 +283,11 @@ class ScoreRun:
                 if position < len(jobs):
                     part, row_groups = jobs[position]
                     file = self.files[part.file_index]
-                    pending.append(pool.submit(file.read, list(row_groups), self.read_columns))
+                    pending.append(
+                        pool.submit(
+                            file.read, list(row_groups), self.read_columns, self.dictionary_columns
+                        )
+                    )
                     position += 1
 
             schedule()
@@ -284,7 +295,7 @@ class ScoreRun:
 
                 def batches(part: Part = part) -> Iterator[Batch]:
                     if not part.row_groups:  # an empty file still gets an (empty) output
-                        yield self.files[part.file_index].read([], self.read_columns)
+                        yield self.files[part.file_index].read([], self.read_columns, [])
                     for _ in part.row_groups:
                         future = pending.pop(0)
                         schedule()
@@ -293,7 +304,13 @@ class ScoreRun:
                 yield part, batches()
 
     def _score_part(
-        self, part: Part, batches: Iterator[Batch], progress: Progress | None, done: int, total: int
+        self,
+        part: Part,
+        batches: Iterator[Batch],
+        writes: WriteBehind,
+        progress: Progress | None,
+        done: int,
+        total: int,
     ) -> tuple[int, int]:
         path = self.inputs[part.file_index]
         source = str(path)
@@ -310,15 +327,18 @@ class ScoreRun:
                     f"{source}: row {first_row + int(rejected[0])}: {reasons[0]} "
                     "(--strict stops at the first row that cannot be scored)"
                 )
-            scores.write(self._scored(batch, accepted, tensors))
+            writes.submit(scores, self._scored(batch, accepted, tensors))
             scored += int(accepted.sum())
             if len(rejected):
                 quarantine = quarantine or ParquetWriter(tmp_quarantine, self.compression)
-                quarantine.write(self._rejected(batch, source, first_row, rejected, reasons))
+                writes.submit(
+                    quarantine, self._rejected(batch, source, first_row, rejected, reasons)
+                )
                 rejected_total += len(rejected)
             first_row += batch.num_rows
             if progress:
                 progress(done + first_row - part.first_row, total)
+        writes.drain()
         scores.close()
         if quarantine is not None:
             quarantine.close()
@@ -331,11 +351,11 @@ class ScoreRun:
         kept = batch.select(self.keep).filter(accepted)
         rows = kept.num_rows
         columns = self.model.score_tensors(tensors) if rows else self._empty_scores()
-        columns += [
-            ("model_name", np.full(rows, self.model.name, dtype=object)),
-            ("model_version", np.full(rows, self.model.version, dtype=np.int64)),
+        constants: list[tuple[str, Any]] = [
+            ("model_name", self.model.name),
+            ("model_version", self.model.version),
         ]
-        return kept.with_columns(columns)
+        return kept.with_columns([*columns, *constants])
 
     def _empty_scores(self) -> list[tuple[str, np.ndarray]]:
         """Zero-row score columns with the types a real run produces."""
@@ -357,11 +377,39 @@ class ScoreRun:
         mask[rows] = True
         return batch.filter(mask).with_columns(
             [
-                ("_source_file", np.full(len(rows), source, dtype=object)),
+                ("_source_file", source),
                 ("_source_row", first_row + rows.astype(np.int64)),
                 ("_reason", np.asarray(reasons, dtype=object)),
             ]
         )
+
+
+class WriteBehind:
+    """Encodes and writes batches on a helper thread, so Parquet encoding overlaps the model.
+
+    At most `depth` batches wait, which keeps memory bounded; writes happen in submission order.
+    """
+
+    def __init__(self, depth: int = 2) -> None:
+        self.depth = depth
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgewise-write")
+        self.pending: list[Future[None]] = []
+
+    def submit(self, writer: ParquetWriter, batch: Batch) -> None:
+        while len(self.pending) >= self.depth:
+            self.pending.pop(0).result()
+        self.pending.append(self.pool.submit(writer.write, batch))
+
+    def drain(self) -> None:
+        """Wait for every submitted write; re-raises the first failure."""
+        while self.pending:
+            self.pending.pop(0).result()
+
+    def __enter__(self) -> WriteBehind:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _file_identity(path: Path) -> dict[str, Any]:

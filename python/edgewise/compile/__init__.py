@@ -20,8 +20,8 @@ from .._core import Batch
 from ..bundle import Bundle
 from ..exceptions import DataFileError, ModelError, SchemaError
 from ..model import Model
-from ..schema import infer_schema
 from .convert import final_estimator, input_layout, outputs_of, to_onnx
+from .infer import infer_schema
 from .metrics import evaluate
 from .probe import probe_schema
 from .verify import Fidelity, expected_scores, measure

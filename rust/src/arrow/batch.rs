@@ -13,7 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyTuple};
 use pyo3_arrow::input::AnyRecordBatch;
 
-use super::numpy_columns::array_from_numpy;
+use super::numpy_columns::{array_from_numpy, array_from_scalar};
 use crate::error::{Error, Result};
 
 #[pyclass(name = "Batch", module = "edgewise._core", frozen)]
@@ -92,14 +92,18 @@ impl PyBatch {
         Ok(Self::new(filtered))
     }
 
-    /// This batch with columns appended from 1-D numpy arrays (float32, float64, int64, bool,
-    /// or object arrays of str).
+    /// This batch with columns appended: 1-D numpy arrays (float32, float64, int64, bool, or
+    /// object arrays of str), or a str / int / float repeated on every row.
     fn with_columns(&self, columns: Vec<(String, Bound<'_, PyAny>)>) -> PyResult<Self> {
         let schema = self.batch.schema();
         let mut fields: Vec<Arc<Field>> = schema.fields().iter().cloned().collect();
         let mut arrays: Vec<ArrayRef> = self.batch.columns().to_vec();
         for (name, values) in columns {
-            let array = array_from_numpy(&name, &values)?;
+            let rows = self.batch.num_rows();
+            let array = match array_from_scalar(&values, rows)? {
+                Some(array) => array,
+                None => array_from_numpy(&name, &values)?,
+            };
             if array.len() != self.batch.num_rows() {
                 return Err(Error::InvalidArgument(format!(
                     "column '{name}' has {} values for {} rows",

@@ -1,12 +1,34 @@
-//! numpy arrays (model outputs) to Arrow arrays, one copy each.
+//! Output columns to Arrow arrays: numpy arrays (model outputs), one copy each, and scalars
+//! repeated on every row (model name and version), built without a Python object per row.
 
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, BooleanArray, Float32Array, Float64Array, Int64Array, StringArray};
 use numpy::{PyArrayDescrMethods, PyReadonlyArray1, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyFloat, PyInt, PyString};
 
 use crate::error::Error;
+
+/// A column of `rows` copies of a Python str, int or float; `None` if `value` is none of these.
+pub fn array_from_scalar(value: &Bound<'_, PyAny>, rows: usize) -> PyResult<Option<ArrayRef>> {
+    let array: ArrayRef = if value.is_instance_of::<PyString>() {
+        let text: String = value.extract()?;
+        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+            text.as_str(),
+            rows,
+        )))
+    } else if value.is_instance_of::<PyBool>() {
+        return Ok(None);
+    } else if value.is_instance_of::<PyInt>() {
+        Arc::new(Int64Array::from_value(value.extract()?, rows))
+    } else if value.is_instance_of::<PyFloat>() {
+        Arc::new(Float64Array::from_value(value.extract()?, rows))
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(array))
+}
 
 /// Convert a 1-D numpy array to an Arrow array. Object arrays must hold `str` (or None for null).
 pub fn array_from_numpy(name: &str, values: &Bound<'_, PyAny>) -> PyResult<ArrayRef> {

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow_array::{RecordBatch, RecordBatchReader};
+use arrow_schema::{DataType, Schema};
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
@@ -32,16 +33,47 @@ impl PyParquetFile {
         self.path.display().to_string()
     }
 
-    fn read_row_group(&self, row_group: usize, mask: &ProjectionMask) -> Result<RecordBatch> {
+    /// Reader metadata that decodes the `dictionary` string columns as Arrow dictionaries:
+    /// Parquet usually stores such columns dictionary-encoded, so no string is materialized.
+    fn metadata_with_dictionaries(&self, dictionary: &[String]) -> Result<ArrowReaderMetadata> {
+        if dictionary.is_empty() {
+            return Ok(self.metadata.clone());
+        }
+        let fields: Vec<_> = self
+            .metadata
+            .schema()
+            .fields()
+            .iter()
+            .map(|field| {
+                let is_string = column_kind(field.data_type()) == "string";
+                if is_string && dictionary.contains(field.name()) {
+                    let encoded =
+                        DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+                    Arc::new(field.as_ref().clone().with_data_type(encoded))
+                } else {
+                    field.clone()
+                }
+            })
+            .collect();
+        let options = ArrowReaderOptions::new().with_schema(Arc::new(Schema::new(fields)));
+        ArrowReaderMetadata::try_new(self.metadata.metadata().clone(), options)
+            .map_err(|e| Error::parquet(&self.path, e))
+    }
+
+    fn read_row_group(
+        &self,
+        metadata: &ArrowReaderMetadata,
+        row_group: usize,
+        mask: &ProjectionMask,
+    ) -> Result<RecordBatch> {
         let file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
-        let rows = self.metadata.metadata().row_group(row_group).num_rows();
-        let reader =
-            ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.metadata.clone())
-                .with_row_groups(vec![row_group])
-                .with_projection(mask.clone())
-                .with_batch_size(usize::try_from(rows).unwrap_or(1).max(1))
-                .build()
-                .map_err(|e| Error::parquet(&self.path, e))?;
+        let rows = metadata.metadata().row_group(row_group).num_rows();
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata.clone())
+            .with_row_groups(vec![row_group])
+            .with_projection(mask.clone())
+            .with_batch_size(usize::try_from(rows).unwrap_or(1).max(1))
+            .build()
+            .map_err(|e| Error::parquet(&self.path, e))?;
         let schema = reader.schema();
         let batches = reader
             .collect::<std::result::Result<Vec<_>, _>>()
@@ -49,8 +81,14 @@ impl PyParquetFile {
         Ok(arrow_select::concat::concat_batches(&schema, &batches)?)
     }
 
-    fn read_columns(&self, row_groups: &[usize], columns: &[String]) -> Result<RecordBatch> {
-        let schema = self.metadata.schema();
+    fn read_columns(
+        &self,
+        row_groups: &[usize],
+        columns: &[String],
+        dictionary: &[String],
+    ) -> Result<RecordBatch> {
+        let metadata = self.metadata_with_dictionaries(dictionary)?;
+        let schema = metadata.schema();
         let mut indices = Vec::with_capacity(columns.len());
         for name in columns {
             let index = schema
@@ -69,7 +107,7 @@ impl PyParquetFile {
         let parts = self.pool.install(|| {
             row_groups
                 .par_iter()
-                .map(|&rg| self.read_row_group(rg, &mask))
+                .map(|&rg| self.read_row_group(&metadata, rg, &mask))
                 .collect::<Result<Vec<_>>>()
         })?;
         let projected_schema = Arc::new(schema.project(&{
@@ -138,13 +176,16 @@ impl PyParquetFile {
     }
 
     /// Read the given row groups (in parallel) and columns (in the order given) as one batch.
+    /// String columns named in `dictionary` come back dictionary-encoded.
+    #[pyo3(signature = (row_groups, columns, dictionary=Vec::new()))]
     fn read(
         &self,
         py: Python<'_>,
         row_groups: Vec<usize>,
         columns: Vec<String>,
+        dictionary: Vec<String>,
     ) -> PyResult<PyBatch> {
-        let batch = py.detach(|| self.read_columns(&row_groups, &columns))?;
+        let batch = py.detach(|| self.read_columns(&row_groups, &columns, &dictionary))?;
         Ok(PyBatch::new(batch))
     }
 

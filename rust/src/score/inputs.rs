@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, Int64Type};
+use arrow_array::types::{Float64Type, Int32Type, Int64Type};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::DataType;
 use numpy::ndarray::Array2;
@@ -190,17 +190,16 @@ impl PyInputLayout {
         convert: impl Fn(Option<f64>) -> T,
     ) -> Result<Array2<T>> {
         let width = spec.columns.len();
-        let mut data: Vec<Option<T>> = vec![None; rows.len() * width];
+        let mut data: Vec<T> = vec![convert(None); rows.len() * width];
         for (c, name) in spec.columns.iter().enumerate() {
             let array = batch.column_by_name(name).expect("checked");
             let values = arrow_cast::cast(array, &DataType::Float64)?;
             let values = values.as_primitive::<Float64Type>();
             for (i, &row) in rows.iter().enumerate() {
                 let value = values.is_valid(row).then(|| values.value(row));
-                data[i * width + c] = Some(convert(value));
+                data[i * width + c] = convert(value);
             }
         }
-        let data = data.into_iter().map(|v| v.expect("filled")).collect();
         Ok(Array2::from_shape_vec((rows.len(), width), data).expect("shape matches"))
     }
 
@@ -218,34 +217,43 @@ impl PyInputLayout {
         Ok(Array2::from_shape_vec((rows.len(), width), data).expect("shape matches"))
     }
 
-    fn string_tensor(
-        py: Python<'_>,
-        batch: &RecordBatch,
-        spec: &InputSpec,
-        rows: &[usize],
-    ) -> Result<Array2<Py<PyAny>>> {
-        let width = spec.columns.len();
-        let mut interned: HashMap<String, Py<PyAny>> = HashMap::new();
-        let mut data: Vec<Option<Py<PyAny>>> = (0..rows.len() * width).map(|_| None).collect();
-        for (c, name) in spec.columns.iter().enumerate() {
-            let array = batch.column_by_name(name).expect("checked");
-            let strings = arrow_cast::cast(array, &DataType::Utf8)?;
-            let strings = strings.as_string::<i32>();
-            for (i, &row) in rows.iter().enumerate() {
-                let value = strings.value(row);
-                let object = match interned.get(value) {
-                    Some(object) => object.clone_ref(py),
-                    None => {
-                        let object = PyString::new(py, value).into_any().unbind();
-                        interned.insert(value.to_owned(), object.clone_ref(py));
-                        object
-                    }
-                };
-                data[i * width + c] = Some(object);
+    /// The string columns of `spec`, dictionary-encoded (no GIL needed): each distinct value
+    /// then becomes one Python string, and rows only copy a reference to it.
+    fn dictionary_columns(batch: &RecordBatch, spec: &InputSpec) -> Result<Vec<ArrayRef>> {
+        let encoded = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+        spec.columns
+            .iter()
+            .map(|name| {
+                let array = batch.column_by_name(name).expect("checked");
+                Ok(arrow_cast::cast(array, &encoded)?)
+            })
+            .collect()
+    }
+
+    fn string_tensor(py: Python<'_>, columns: &[ArrayRef], rows: &[usize]) -> Array2<Py<PyAny>> {
+        let encoded: Vec<_> = columns
+            .iter()
+            .map(|c| c.as_dictionary::<Int32Type>())
+            .collect();
+        let objects: Vec<Vec<Py<PyAny>>> = encoded
+            .iter()
+            .map(|column| {
+                let values = column.values().as_string::<i32>();
+                values
+                    .iter()
+                    .map(|v| PyString::new(py, v.unwrap_or_default()).into_any().unbind())
+                    .collect()
+            })
+            .collect();
+        let keys: Vec<&[i32]> = encoded.iter().map(|c| c.keys().values().as_ref()).collect();
+        let mut data = Vec::with_capacity(rows.len() * columns.len());
+        for &row in rows {
+            for (objects, keys) in objects.iter().zip(&keys) {
+                // Accepted rows are never null, so every key points at a value.
+                data.push(objects[keys[row] as usize].clone_ref(py));
             }
         }
-        let data = data.into_iter().map(|v| v.expect("filled")).collect();
-        Ok(Array2::from_shape_vec((rows.len(), width), data).expect("shape matches"))
+        Array2::from_shape_vec((rows.len(), columns.len()), data).expect("shape matches")
     }
 }
 
@@ -323,9 +331,12 @@ impl PyInputLayout {
                     .detach(|| Self::int_tensor(batch, spec, &rows))?
                     .into_pyarray(py)
                     .into_any(),
-                TensorType::String => Self::string_tensor(py, batch, spec, &rows)?
-                    .into_pyarray(py)
-                    .into_any(),
+                TensorType::String => {
+                    let columns = py.detach(|| Self::dictionary_columns(batch, spec))?;
+                    Self::string_tensor(py, &columns, &rows)
+                        .into_pyarray(py)
+                        .into_any()
+                }
             };
             tensors.set_item(&spec.name, tensor)?;
         }
