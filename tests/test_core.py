@@ -103,6 +103,9 @@ def test_read_chosen_row_groups_and_columns_in_the_order_asked(tmp_path):
     batch = pa.record_batch(file.read([3, 4, 9], ["c", "a"]))
     assert batch.schema.names == ["c", "a"]
     assert batch["a"].to_pylist() == [*range(30, 50), *range(90, 100)]
+    encoded = pa.record_batch(file.read([0], ["b", "a"], dictionary=["b"]))
+    assert pa.types.is_dictionary(encoded.schema.field("b").type)
+    assert encoded["b"].to_pylist() == [str(i) for i in range(10)]
     with pytest.raises(SchemaError, match="column 'zz': missing from the file"):
         file.read([0], ["zz"])
     with pytest.raises(ValueError, match="row group 10 does not exist"):
@@ -119,6 +122,11 @@ def test_writer_round_trip_and_misuse(tmp_path):
     assert writer.close() > 0
     table = pq.read_table(tmp_path / "out.parquet")
     assert table["s"].to_pylist() == ["x", None, "z", "x", "z"]
+    constants = pa.record_batch(batch.with_columns([("name", "m"), ("version", 7), ("w", 0.5)]))
+    assert (
+        constants["name"].to_pylist() == ["m"] * 3 and constants["version"].to_pylist() == [7] * 3
+    )
+    assert constants.schema.field("w").type == pa.float64()
     with pytest.raises(ValueError, match="already closed"):
         writer.close()
     with pytest.raises(ValueError, match="has 2 values for 3 rows"):
