@@ -144,3 +144,34 @@ def test_debug_shows_the_traceback(runner, tmp_path, bundle_path):
     )
     assert result.exit_code == 1
     assert type(result.exception).__name__ == "DataFileError"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\x80\x04junk that is not a pickle", "not a joblib or pickle file"),
+        (None, "holds a dict, not a fitted estimator"),
+    ],
+    ids=["damaged", "not-an-estimator"],
+)
+def test_compile_of_a_bad_pipeline_file(runner, tmp_path, content, message):
+    path = tmp_path / "bad.joblib"
+    if content is None:
+        joblib.dump({"weights": [1, 2]}, path)
+    else:
+        path.write_bytes(content)
+    result = runner.invoke(
+        main,
+        [
+            "compile",
+            str(path),
+            "--train-data",
+            str(tmp_path / "t.parquet"),
+            "--name",
+            "x",
+            "--version",
+            "1",
+        ],
+    )
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {path}: {message}")

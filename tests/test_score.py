@@ -140,6 +140,14 @@ def test_an_existing_run_is_not_overwritten(tmp_path, bundle_path):
         edgewise.score(bundle_path, source, tmp_path / "out", keep=["applicant_id"], resume=True)
 
 
+def test_output_that_is_a_file_is_refused(tmp_path, bundle_path):
+    source = write_frame(tmp_path / "in.parquet", credit_frame(10))
+    (tmp_path / "out").write_text("precious")
+    with pytest.raises(ScoreRunError, match="out: exists and is not a directory"):
+        edgewise.score(bundle_path, source, tmp_path / "out")
+    assert (tmp_path / "out").read_text() == "precious"
+
+
 def test_empty_file_gives_an_empty_part(tmp_path, bundle_path):
     source = write_frame(tmp_path / "in.parquet", credit_frame(0))
     summary = edgewise.score(bundle_path, source, tmp_path / "out", keep=["applicant_id"])

@@ -201,6 +201,8 @@ class ScoreRun:
 
     def prepare_directory(self, resume: bool) -> None:
         run_file = self.out / RUN_FILE
+        if self.out.exists() and not self.out.is_dir():
+            raise ScoreRunError(f"{self.out}: exists and is not a directory")
         if run_file.exists():
             recorded = json.loads(run_file.read_text())
             if not resume:

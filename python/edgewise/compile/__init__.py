@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import os
-import pickle
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,11 +56,16 @@ def load_pipeline(path: str | os.PathLike[str]) -> Any:
 
     path = Path(path)
     try:
-        return joblib.load(path)
+        pipeline = joblib.load(path)
     except FileNotFoundError as exc:
         raise ModelError(f"{path}: no such file") from exc
-    except (pickle.UnpicklingError, EOFError, ValueError, KeyError, AttributeError) as exc:
-        raise ModelError(f"{path}: not a joblib or pickle file of an estimator ({exc})") from exc
+    except Exception as exc:  # a damaged pickle can fail with any exception type
+        raise ModelError(
+            f"{path}: not a joblib or pickle file ({type(exc).__name__}: {exc})"
+        ) from exc
+    if not callable(getattr(pipeline, "predict", None)):
+        raise ModelError(f"{path}: holds a {type(pipeline).__name__}, not a fitted estimator")
+    return pipeline
 
 
 def read_training_data(path: str | os.PathLike[str]) -> pd.DataFrame:
