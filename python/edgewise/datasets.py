@@ -46,8 +46,11 @@ _CATEGORIES = {
 _MISSING = {"income": 0.05, "credit_score": 0.03, "days_since_last_payment": 0.02}
 
 
-def credit_frame(rows: int, seed: int = 0, shift: float = 0.0) -> pd.DataFrame:
-    """`rows` synthetic applicants; `shift` moves income and utilization (simulated drift)."""
+def credit_frame(
+    rows: int, seed: int = 0, shift: float = 0.0, broken_share: float = 0.0
+) -> pd.DataFrame:
+    """`rows` synthetic applicants; `shift` moves income and utilization (simulated drift);
+    `broken_share` of the rows lose their `channel`, as when an upstream system drops a field."""
     rng = np.random.default_rng(seed)
     data: dict[str, Any] = {"applicant_id": np.arange(rows, dtype=np.int64) + seed * 10**10}
     data["age"] = np.clip(rng.normal(41, 12, rows), 18, 90).round()
@@ -75,6 +78,8 @@ def credit_frame(rows: int, seed: int = 0, shift: float = 0.0) -> pd.DataFrame:
     data[TARGET] = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(np.int64)
     for name, share in _MISSING.items():
         data[name] = np.where(rng.random(rows) < share, np.nan, data[name])
+    if broken_share:
+        data["channel"] = np.where(rng.random(rows) < broken_share, None, data["channel"])
     return pd.DataFrame(data)
 
 
@@ -85,6 +90,7 @@ def write_credit_parquet(
     *,
     seed: int = 1,
     shift: float = 0.0,
+    broken_share: float = 0.0,
     row_group_rows: int = 128 * 1024,
     chunk_rows: int = 1 << 20,
 ) -> list[Path]:
@@ -99,9 +105,8 @@ def write_credit_parquet(
         written = 0
         while written < max(file_rows, 0):
             count = min(chunk_rows, file_rows - written)
-            frame = credit_frame(
-                count, seed=seed * 1000 + index * 100 + written // chunk_rows, shift=shift
-            )
+            chunk_seed = seed * 1000 + index * 100 + written // chunk_rows
+            frame = credit_frame(count, chunk_seed, shift, broken_share)
             table = pa.Table.from_pandas(frame, preserve_index=False)
             writer = writer or pq.ParquetWriter(path, table.schema)
             writer.write_table(table, row_group_size=row_group_rows)

@@ -7,11 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import joblib
+import pyarrow.parquet as pq
 
 from .compile import compile_pipeline, describe_source
 from .datasets import FEATURES, TARGET, credit_frame, credit_pipeline, write_credit_parquet
 from .model import Model
-from .score import ScoreSummary, score
+from .score import QUARANTINE_DIR, ScoreSummary, score
 
 Say = Callable[[str], None]
 
@@ -51,7 +52,10 @@ def run_demo(workdir: Path, *, rows: int, train_rows: int, say: Say) -> ScoreSum
     say(f"   fidelity against scikit-learn: {result.fidelity.describe()}")
 
     say(f"3. writing {rows:,} applicants to score as Parquet (4 files)")
-    inputs = write_credit_parquet(workdir / "applicants", rows, files=4, seed=7, shift=0.1)
+    inputs = write_credit_parquet(
+        workdir / "applicants", rows, files=4, seed=7, shift=0.1, broken_share=1e-4
+    )
+    say("   (about 1 in 10,000 rows lost its `channel` upstream; the model cannot score those)")
 
     say("4. scoring them")
     model = Model.load(bundle_path)
@@ -62,4 +66,12 @@ def run_demo(workdir: Path, *, rows: int, train_rows: int, say: Say) -> ScoreSum
         f"{summary.rows_quarantined:,} quarantined"
     )
     say(f"   scores: {summary.output}/part-*.parquet")
+    quarantined = sorted(Path(summary.output, QUARANTINE_DIR).glob("*.parquet"))
+    if quarantined:
+        first = pq.read_table(quarantined[0], columns=["_source_file", "_source_row", "_reason"])
+        row = first.slice(0, 1).to_pylist()[0]
+        say(
+            f"   quarantine: {summary.output}/{QUARANTINE_DIR}/, e.g. "
+            f"{Path(row['_source_file']).name} row {row['_source_row']}: {row['_reason']}"
+        )
     return summary
