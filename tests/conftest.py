@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, settings
 
 from edgewise import Bundle
 from edgewise.compile import compile_pipeline
 from edgewise.datasets import FEATURES, TARGET, credit_frame, credit_pipeline
+
+# Property tests: a quick profile by default, `HYPOTHESIS_PROFILE=thorough` for a long hunt.
+settings.register_profile(
+    "fast", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "thorough", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
 
 
 @pytest.fixture(scope="session")

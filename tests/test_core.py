@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from edgewise import DataFileError, SchemaError
@@ -59,7 +59,6 @@ def reference(table: pa.Table, x_missing: bool, known: list[str] | None):
     return accepted, reasons, np.array(xn, np.float32).reshape(-1, 2), np.array(ss, object)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(table=tables(), x_missing=st.booleans(), enforce=st.booleans())
 def test_prepare_matches_row_by_row_reference(table, x_missing, enforce):
     known = CATEGORIES if enforce else None
