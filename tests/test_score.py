@@ -224,3 +224,19 @@ def test_resume_after_kill_gives_the_uninterrupted_output(tmp_path, bundle_path)
     pd.testing.assert_frame_equal(read_scores(out), read_scores(reference))
     summary = json.loads((out / "_edgewise_summary.json").read_text())
     assert summary["parts_resumed"] >= 9 and summary["rows_read"] == 64_000
+
+
+def test_sources_that_match_no_parquet_file(tmp_path, bundle_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataFileError, match=r"empty: no Parquet files found"):
+        edgewise.score(bundle_path, tmp_path / "empty", tmp_path / "out")
+    with pytest.raises(DataFileError, match=r"\*\.parquet: no Parquet files found"):
+        edgewise.score(bundle_path, str(tmp_path / "empty" / "*.parquet"), tmp_path / "out")
+
+
+def test_keep_column_may_not_shadow_a_score_column(tmp_path, bundle_path):
+    frame = credit_frame(10)
+    frame["label"] = 1
+    source = write_frame(tmp_path / "in.parquet", frame)
+    with pytest.raises(SchemaError, match="--keep: column 'label': clashes with an output column"):
+        edgewise.score(bundle_path, source, tmp_path / "out", keep=["label"])
