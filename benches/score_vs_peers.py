@@ -36,7 +36,6 @@ later runs with the same row and file counts.
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import math
 import os
@@ -62,6 +61,7 @@ import pyarrow.parquet as pq
 from edgewise import Bundle
 from edgewise.compile import compile_pipeline
 from edgewise.datasets import FEATURES, TARGET, credit_frame, credit_pipeline, write_credit_parquet
+from edgewise.environment import library_versions
 
 MODELS = ("logistic", "hist_gradient_boosting", "random_forest")
 TOOLS = ("edgewise", "pandas+sklearn", "polars+onnxruntime")
@@ -414,12 +414,7 @@ def memory_check(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def environment() -> dict[str, Any]:
-    versions = {}
-    for library in LIBRARIES:
-        try:
-            versions[library] = importlib.metadata.version(library)
-        except importlib.metadata.PackageNotFoundError:
-            versions[library] = "unknown"
+    versions = library_versions(LIBRARIES)
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "cores": cores(),

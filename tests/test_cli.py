@@ -30,6 +30,20 @@ def compile_inputs(tmp_path, credit_model, credit_train) -> tuple[Path, Path]:
     return pipeline, train
 
 
+def compile_args(pipeline: Path, train: Path, *extra: str) -> list[str]:
+    return [
+        "compile",
+        str(pipeline),
+        "--train-data",
+        str(train),
+        "--name",
+        "x",
+        "--version",
+        "1",
+        *extra,
+    ]
+
+
 def all_commands(group: click.Group, prefix: tuple[str, ...] = ()):
     for name, command in group.commands.items():
         yield (*prefix, name)
@@ -105,19 +119,7 @@ def test_compile_refuses_when_fidelity_is_worse_than_max_diff(runner, tmp_path, 
 
 
 def test_compile_of_a_missing_pipeline(runner, tmp_path):
-    result = runner.invoke(
-        main,
-        [
-            "compile",
-            str(tmp_path / "nope.joblib"),
-            "--train-data",
-            str(tmp_path / "t.parquet"),
-            "--name",
-            "x",
-            "--version",
-            "1",
-        ],
-    )
+    result = runner.invoke(main, compile_args(tmp_path / "nope.joblib", tmp_path / "t.parquet"))
     assert result.exit_code == 1
     assert result.output == f"Error: {tmp_path / 'nope.joblib'}: no such file\n"
 
@@ -129,7 +131,7 @@ def test_score_bad_input_exits_1_naming_file_and_column(runner, tmp_path, bundle
         main, ["score", str(bundle_path), str(source), "-o", str(tmp_path / "o")]
     )
     assert result.exit_code == 1
-    assert result.output == f"Error: {source}: column 'region': missing\n"
+    assert result.output == f"Error: {source}: column 'region': missing from the file\n"
 
 
 def test_score_usage_error_exits_2(runner, bundle_path):
@@ -160,18 +162,6 @@ def test_compile_of_a_bad_pipeline_file(runner, tmp_path, content, message):
         joblib.dump({"weights": [1, 2]}, path)
     else:
         path.write_bytes(content)
-    result = runner.invoke(
-        main,
-        [
-            "compile",
-            str(path),
-            "--train-data",
-            str(tmp_path / "t.parquet"),
-            "--name",
-            "x",
-            "--version",
-            "1",
-        ],
-    )
+    result = runner.invoke(main, compile_args(path, tmp_path / "t.parquet"))
     assert result.exit_code == 1
     assert result.output.startswith(f"Error: {path}: {message}")

@@ -183,21 +183,8 @@ class ScoreRun:
         if clash:
             raise SchemaError(f"--keep: column '{clash[0]}': clashes with an output column name")
         for path, file in zip(self.inputs, self.files, strict=True):
-            kinds = dict(file.column_kinds())
-            for name in self.read_columns:
-                if name not in kinds:
-                    raise SchemaError(f"{path}: column '{name}': missing")
-            for column in self.model.schema.columns:
-                found = kinds[column.name]
-                if found == "null":  # no values at all: every row is missing
-                    continue
-                wanted_string = column.kind == "string"
-                if wanted_string != (found == "string") or found in ("temporal", "other"):
-                    wanted = "string" if wanted_string else "numeric"
-                    raise SchemaError(
-                        f"{path}: column '{column.name}': the model needs a {wanted} column, "
-                        f"found {found}"
-                    )
+            # The schema alone (zero row groups) goes through the same checks as every batch.
+            self.model.layout.prepare(file.read([], self.read_columns), str(path))
 
     def prepare_directory(self, resume: bool) -> None:
         run_file = self.out / RUN_FILE

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ import pyarrow.parquet as pq
 
 from .._core import Batch
 from ..bundle import Bundle
+from ..environment import library_versions
 from ..exceptions import DataFileError, ModelError, SchemaError
 from ..model import Model
 from .convert import final_estimator, input_layout, outputs_of, to_onnx
@@ -156,7 +156,7 @@ def compile_pipeline(
             **(lineage or {}),
             "estimator": type(final_estimator(pipeline)).__name__,
             "parameters": _parameters(final_estimator(pipeline)),
-            "libraries": _library_versions(),
+            "libraries": library_versions(_LIBRARIES),
             "metrics": evaluate(pipeline, train, features, target, outputs) if target else None,
         },
     }
@@ -180,16 +180,6 @@ def _parameters(estimator: Any) -> dict[str, Any]:
         key: value if isinstance(value, simple) else repr(value)
         for key, value in estimator.get_params(deep=False).items()
     }
-
-
-def _library_versions() -> dict[str, str]:
-    versions = {}
-    for library in _LIBRARIES:
-        try:
-            versions[library] = importlib.metadata.version(library)
-        except importlib.metadata.PackageNotFoundError:
-            versions[library] = "unknown"
-    return versions
 
 
 def describe_source(path: Path) -> dict[str, Any]:

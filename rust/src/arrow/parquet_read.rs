@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow_array::{RecordBatch, RecordBatchReader};
-use arrow_schema::{DataType, Schema};
+use arrow_schema::Schema;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
@@ -20,6 +20,7 @@ use super::batch::PyBatch;
 use crate::error::{Error, Result};
 use crate::runtime::thread_pool;
 use crate::schema::column_kind;
+use crate::score::inputs::dictionary_type;
 
 #[pyclass(name = "ParquetFile", module = "edgewise._core", frozen)]
 pub struct PyParquetFile {
@@ -47,9 +48,7 @@ impl PyParquetFile {
             .map(|field| {
                 let is_string = column_kind(field.data_type()) == "string";
                 if is_string && dictionary.contains(field.name()) {
-                    let encoded =
-                        DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
-                    Arc::new(field.as_ref().clone().with_data_type(encoded))
+                    Arc::new(field.as_ref().clone().with_data_type(dictionary_type()))
                 } else {
                     field.clone()
                 }

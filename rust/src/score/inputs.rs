@@ -20,6 +20,11 @@ use crate::arrow::batch::PyBatch;
 use crate::error::{Error, Result};
 use crate::schema::column_kind;
 
+/// How string columns travel: dictionary-encoded, so per-value work happens once per batch.
+pub fn dictionary_type() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
 /// Element type of an ONNX input tensor that edgewise can build.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum TensorType {
@@ -126,10 +131,7 @@ impl PyInputLayout {
                     return Err(Error::schema(
                         source,
                         name,
-                        format!(
-                            "the model needs a {wanted} column, found {}",
-                            array.data_type()
-                        ),
+                        format!("the model needs a {wanted} column, found {kind}"),
                     ));
                 }
                 let rule = self.rules.get(name);
@@ -169,10 +171,18 @@ impl PyInputLayout {
             }
         }
         if let Some(categories) = rule.and_then(|r| r.categories.as_ref()) {
-            let strings = arrow_cast::cast(array, &DataType::Utf8)?;
-            for (row, value) in strings.as_string::<i32>().iter().enumerate() {
-                if let Some(value) = value {
-                    if !categories.contains(value) {
+            // Look each distinct value up once, then rows only index the verdict by key.
+            let encoded = arrow_cast::cast(array, &dictionary_type())?;
+            let encoded = encoded.as_dictionary::<Int32Type>();
+            let values = encoded.values().as_string::<i32>();
+            let known: Vec<bool> = values
+                .iter()
+                .map(|v| v.is_some_and(|v| categories.contains(v)))
+                .collect();
+            for (row, key) in encoded.keys().iter().enumerate() {
+                if let Some(key) = key.map(|k| k as usize) {
+                    if !known[key] {
+                        let value = values.value(key);
                         checks.reject(row, || {
                             format!("column '{name}': unknown category {value:?}")
                         });
@@ -220,12 +230,11 @@ impl PyInputLayout {
     /// The string columns of `spec`, dictionary-encoded (no GIL needed): each distinct value
     /// then becomes one Python string, and rows only copy a reference to it.
     fn dictionary_columns(batch: &RecordBatch, spec: &InputSpec) -> Result<Vec<ArrayRef>> {
-        let encoded = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
         spec.columns
             .iter()
             .map(|name| {
                 let array = batch.column_by_name(name).expect("checked");
-                Ok(arrow_cast::cast(array, &encoded)?)
+                Ok(arrow_cast::cast(array, &dictionary_type())?)
             })
             .collect()
     }
