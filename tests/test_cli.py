@@ -30,16 +30,19 @@ def compile_inputs(tmp_path, credit_model, credit_train) -> tuple[Path, Path]:
     return pipeline, train
 
 
-def compile_args(pipeline: Path, train: Path, *extra: str) -> list[str]:
+def compile_args(
+    pipeline: Path, train: Path, *extra: str, name: str = "x", version: int = 1
+) -> list[str]:
+    """Arguments of `edgewise compile` for `pipeline` trained on `train`."""
     return [
         "compile",
         str(pipeline),
         "--train-data",
         str(train),
         "--name",
-        "x",
+        name,
         "--version",
-        "1",
+        str(version),
         *extra,
     ]
 
@@ -63,20 +66,9 @@ def test_compile_then_score(runner, tmp_path, compile_inputs):
     bundle = tmp_path / "credit-7.ewb"
     result = runner.invoke(
         main,
-        [
-            "compile",
-            str(pipeline),
-            "--train-data",
-            str(train),
-            "--name",
-            "credit",
-            "--version",
-            "7",
-            "-o",
-            str(bundle),
-            "--target",
-            "defaulted",
-        ],
+        compile_args(
+            pipeline, train, "-o", str(bundle), "--target", "defaulted", name="credit", version=7
+        ),
     )
     assert result.exit_code == 0, result.output
     assert "compiled credit version 7 (LogisticRegression)" in result.output
@@ -96,21 +88,7 @@ def test_compile_then_score(runner, tmp_path, compile_inputs):
 def test_compile_refuses_when_fidelity_is_worse_than_max_diff(runner, tmp_path, compile_inputs):
     pipeline, train = compile_inputs
     result = runner.invoke(
-        main,
-        [
-            "compile",
-            str(pipeline),
-            "--train-data",
-            str(train),
-            "--name",
-            "c",
-            "--version",
-            "1",
-            "-o",
-            str(tmp_path / "c.ewb"),
-            "--max-diff",
-            "0",
-        ],
+        main, compile_args(pipeline, train, "-o", str(tmp_path / "c.ewb"), "--max-diff", "0")
     )
     assert result.exit_code == 1
     assert result.output.startswith("Error: the converted model differs from the pipeline by up to")

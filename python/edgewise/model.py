@@ -179,7 +179,9 @@ class Model:
         return self.outputs.score_columns(self.engine.run(tensors))
 
     def predict(self, data: Any) -> Batch:
-        """Score any Arrow table (polars, pyarrow, pandas, DuckDB); returns the score columns.
+        """Score any table with the Arrow PyCapsule interface (polars, pyarrow, pandas).
+
+        Returns a `Batch` of the score columns.
 
         Raises `DataError` naming the first row the model cannot score.
         """

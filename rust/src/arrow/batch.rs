@@ -1,7 +1,7 @@
 //! `Batch`: an Arrow record batch owned by Rust and handed around by Python.
 //!
 //! Python never looks at rows; it passes batches between the reader, the input builder, the
-//! model and the writer. Any Arrow consumer (polars, pyarrow, DuckDB) can read a `Batch`
+//! model and the writer. Any Arrow PyCapsule consumer (polars, pyarrow) can read a `Batch`
 //! through the PyCapsule interface.
 
 use std::sync::Arc;
@@ -29,7 +29,7 @@ impl PyBatch {
 
 #[pymethods]
 impl PyBatch {
-    /// Import any Arrow table or batch (polars, pyarrow, DuckDB) as one batch.
+    /// Import any Arrow table or batch (polars, pyarrow, pandas) as one batch.
     #[staticmethod]
     fn from_arrow(py: Python<'_>, data: AnyRecordBatch) -> PyResult<Self> {
         let reader = data.into_reader()?;
