@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import click
 import joblib
@@ -143,3 +144,15 @@ def test_compile_of_a_bad_pipeline_file(runner, tmp_path, content, message):
     result = runner.invoke(main, compile_args(path, tmp_path / "t.parquet"))
     assert result.exit_code == 1
     assert result.output.startswith(f"Error: {path}: {message}")
+
+
+def test_progress_shows_rows_per_second():
+    from edgewise.cli.output import RowRateColumn
+
+    column = RowRateColumn()
+    unmeasured = SimpleNamespace(finished_speed=None, speed=None)
+    running = SimpleNamespace(finished_speed=None, speed=812345.6)
+    finished = SimpleNamespace(finished_speed=900000.0, speed=None)
+    assert column.render(unmeasured).plain == ""  # type: ignore[arg-type]
+    assert column.render(running).plain == "812,346 rows/s"  # type: ignore[arg-type]
+    assert column.render(finished).plain == "900,000 rows/s"  # type: ignore[arg-type]

@@ -14,13 +14,24 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 F = Callable[..., Any]
+
+
+class RowRateColumn(ProgressColumn):
+    """Throughput in rows per second, once there is enough to measure."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:,.0f} rows/s", style="progress.data.speed")
 
 
 def json_option(command: F) -> F:
@@ -44,6 +55,7 @@ def row_progress(enabled: bool, description: str) -> Iterator[Callable[[int, int
         TaskProgressColumn(),
         MofNCompleteColumn(),
         TextColumn("rows"),
+        RowRateColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
