@@ -27,5 +27,9 @@ class ModelError(EdgewiseError, ValueError):
     """A pipeline cannot be loaded, converted, or is not faithful enough after conversion."""
 
 
+class UnsupportedModelError(ModelError):
+    """The native engine cannot run this graph (an operator or type outside its subset)."""
+
+
 class ScoreRunError(EdgewiseError, RuntimeError):
     """An output directory holds a different run, so it cannot be resumed or reused."""

@@ -9,6 +9,8 @@ use pyo3::PyErr;
 
 pyo3::import_exception!(edgewise.exceptions, DataFileError);
 pyo3::import_exception!(edgewise.exceptions, SchemaError);
+pyo3::import_exception!(edgewise.exceptions, ModelError);
+pyo3::import_exception!(edgewise.exceptions, UnsupportedModelError);
 
 /// Everything that can go wrong in the core.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +35,12 @@ pub enum Error {
     /// An argument is not one of the allowed values.
     #[error("{0}")]
     InvalidArgument(String),
+    /// A model is malformed, or fails while running on data that passed its checks.
+    #[error("{0}")]
+    Model(String),
+    /// A model uses operators or types outside what the native engine runs.
+    #[error("{0}")]
+    Unsupported(String),
     /// Arrow failed on data that passed our checks: a bug or an exotic type.
     #[error("arrow: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
@@ -70,6 +78,8 @@ impl From<Error> for PyErr {
         match err {
             Error::Io { .. } | Error::Parquet { .. } => DataFileError::new_err(message),
             Error::Schema { .. } => SchemaError::new_err(message),
+            Error::Model(_) => ModelError::new_err(message),
+            Error::Unsupported(_) => UnsupportedModelError::new_err(message),
             Error::InvalidArgument(_) | Error::Arrow(_) => {
                 pyo3::exceptions::PyValueError::new_err(message)
             }

@@ -2,6 +2,7 @@
 
 pub mod arrow;
 pub mod error;
+pub mod plan;
 pub mod runtime;
 pub mod schema;
 pub mod score;
@@ -15,5 +16,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<arrow::parquet_read::PyParquetFile>()?;
     m.add_class::<arrow::parquet_write::PyParquetWriter>()?;
     m.add_class::<score::inputs::PyInputLayout>()?;
+    m.add_class::<plan::PyPlan>()?;
     Ok(())
 }
