@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._core import __version__
+from ._core import Batch, __version__
 from .bundle import Bundle
 from .exceptions import (
     BundleError,
@@ -12,11 +12,13 @@ from .exceptions import (
     ModelError,
     SchemaError,
     ScoreRunError,
+    UnsupportedModelError,
 )
 from .model import Model
 from .score import ScoreSummary, score
 
 __all__ = [
+    "Batch",
     "Bundle",
     "BundleError",
     "DataError",
@@ -27,6 +29,7 @@ __all__ = [
     "SchemaError",
     "ScoreRunError",
     "ScoreSummary",
+    "UnsupportedModelError",
     "__version__",
     "score",
 ]

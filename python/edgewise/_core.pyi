@@ -79,3 +79,25 @@ class InputLayout:
         dict[str, npt.NDArray[Any]], npt.NDArray[np.bool_], npt.NDArray[np.int64], list[str]
     ]:
         """Validate rows and build tensors: (tensors, accepted mask, rejected rows, reasons)."""
+    def check_rows(
+        self, batch: Batch, source: str = "input"
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64], list[str]]:
+        """Validate rows only: (accepted mask, rejected rows, reasons)."""
+
+@final
+class Plan:
+    """An ONNX graph compiled for the native engine."""
+
+    def __new__(cls, model: bytes, inputs: list[tuple[str, str, list[str]]] | None = None) -> Plan:
+        """Raises UnsupportedModelError naming every node outside the engine's operators."""
+    @staticmethod
+    def unsupported(model: bytes) -> list[str]:
+        """Why the native engine cannot run `model`; empty when it can."""
+    @property
+    def input_names(self) -> list[str]: ...
+    @property
+    def output_names(self) -> list[str]: ...
+    def run_tensors(self, tensors: dict[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
+        """Run on numpy arrays keyed by graph input name, like onnxruntime's session.run."""
+    def run(self, batch: Batch, threads: int | None = None) -> dict[str, npt.NDArray[Any]]:
+        """Run on an Arrow batch, in parallel over blocks of rows."""

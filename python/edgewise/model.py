@@ -11,6 +11,7 @@ import numpy as np
 
 from ._core import Batch, InputLayout
 from .bundle import Bundle, sha256_hex
+from .engines import EngineChoice, load_engine
 from .exceptions import BundleError, DataError, ModelError
 from .schema import Column, InputSchema
 
@@ -50,30 +51,27 @@ class Outputs:
         columns += [(f"proba_{c}", probabilities[:, i]) for i, c in enumerate(self.classes)]
         return columns
 
+    def empty_columns(self) -> list[tuple[str, np.ndarray]]:
+        """Zero-row score columns with the types a real run produces."""
+        columns = []
+        for name in self.columns:
+            if name == "label":
+                classes = np.asarray(self.classes)
+                dtype = np.int64 if classes.dtype.kind in "iub" else object
+                columns.append((name, np.empty(0, dtype=dtype)))
+            else:
+                columns.append((name, np.empty(0, dtype=np.float64)))
+        return columns
 
-class OnnxRuntimeEngine:
-    """Runs the ONNX graph on onnxruntime (float32 for the ai.onnx.ml operators)."""
 
-    name = "onnxruntime"
+@dataclass(frozen=True)
+class ScoredBatch:
+    """One batch through a model: scores of the accepted rows, and why the rest were not."""
 
-    def __init__(self, model: bytes, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
-        options.inter_op_num_threads = 1
-        # Spinning intra-op threads stay on: measured 5-10% faster on tree ensembles even with
-        # the Parquet reader sharing the cores (BENCHMARKS.md).
-        try:
-            self.session = ort.InferenceSession(
-                model, sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own unexported exception types
-            raise ModelError(f"onnxruntime cannot load the model: {exc}") from exc
-
-    def run(self, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        names = [o.name for o in self.session.get_outputs()]
-        return dict(zip(names, self.session.run(names, tensors), strict=True))
+    columns: list[tuple[str, np.ndarray]]
+    accepted: np.ndarray
+    rejected_rows: np.ndarray
+    reasons: list[str]
 
 
 class Model:
@@ -90,6 +88,7 @@ class Model:
         onnx_model: bytes,
         threads: int | None = None,
         manifest: dict[str, Any] | None = None,
+        engine: EngineChoice = "auto",
     ) -> None:
         self.name = name
         self.version = version
@@ -98,22 +97,30 @@ class Model:
         self.manifest = manifest or {}
         self.sha256 = sha256_hex(onnx_model)
         self.layout = InputLayout(inputs, [c.rule() for c in schema.columns])
-        self.engine = OnnxRuntimeEngine(onnx_model, threads)
+        self.engine, self.engine_reason = load_engine(engine, onnx_model, inputs, threads)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, threads: int | None = None) -> Model:
-        """Load a bundle (`.ewb`) or a bare ONNX file (`.onnx`)."""
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        threads: int | None = None,
+        engine: EngineChoice = "auto",
+    ) -> Model:
+        """Load a bundle (`.ewb`) or a bare ONNX file (`.onnx`) to run on `engine`."""
         path = Path(path)
         if path.suffix == ".onnx":
             try:
                 data = path.read_bytes()
             except OSError as exc:
                 raise ModelError(f"{path}: cannot read: {exc.strerror}") from exc
-            return cls.from_onnx(data, name=path.stem, threads=threads)
-        return cls.from_bundle(Bundle.read(path), threads=threads)
+            return cls.from_onnx(data, name=path.stem, threads=threads, engine=engine)
+        return cls.from_bundle(Bundle.read(path), threads=threads, engine=engine)
 
     @classmethod
-    def from_bundle(cls, bundle: Bundle, *, threads: int | None = None) -> Model:
+    def from_bundle(
+        cls, bundle: Bundle, *, threads: int | None = None, engine: EngineChoice = "auto"
+    ) -> Model:
         manifest = bundle.manifest
         try:
             inputs = [(i["name"], i["type"], list(i["columns"])) for i in manifest["inputs"]]
@@ -129,10 +136,18 @@ class Model:
             onnx_model=bundle.model,
             threads=threads,
             manifest=manifest,
+            engine=engine,
         )
 
     @classmethod
-    def from_onnx(cls, data: bytes, *, name: str, threads: int | None = None) -> Model:
+    def from_onnx(
+        cls,
+        data: bytes,
+        *,
+        name: str,
+        threads: int | None = None,
+        engine: EngineChoice = "auto",
+    ) -> Model:
         """A bare ONNX graph: each input of shape [N, 1] reads the column of its own name."""
         import onnx  # only bare graphs need it; keeps `edgewise score` start-up short
 
@@ -168,15 +183,20 @@ class Model:
             outputs=_outputs_of_graph(graph, name),
             onnx_model=data,
             threads=threads,
+            engine=engine,
         )
 
     @property
     def output_columns(self) -> list[str]:
         return self.outputs.columns
 
-    def score_tensors(self, tensors: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
-        """Run the engine on prepared input tensors; returns the named score columns."""
-        return self.outputs.score_columns(self.engine.run(tensors))
+    def score(self, batch: Batch, source: str = "input") -> ScoredBatch:
+        """Check every row of `batch` and score the ones the model can take."""
+        results, accepted, rejected, reasons = self.engine.run(self.layout, batch, source)
+        columns = (
+            self.outputs.score_columns(results) if accepted.any() else self.outputs.empty_columns()
+        )
+        return ScoredBatch(columns, accepted, rejected, reasons)
 
     def predict(self, data: Any) -> Batch:
         """Score any table with the Arrow PyCapsule interface (polars, pyarrow, pandas).
@@ -186,13 +206,13 @@ class Model:
         Raises `DataError` naming the first row the model cannot score.
         """
         batch = Batch.from_arrow(data)
-        tensors, _, rejected_rows, reasons = self.layout.prepare(batch, "input")
-        if len(rejected_rows):
+        scored = self.score(batch)
+        if len(scored.rejected_rows):
             raise DataError(
-                f"input row {int(rejected_rows[0])}: {reasons[0]} "
-                f"({len(rejected_rows)} rows cannot be scored)"
+                f"input row {int(scored.rejected_rows[0])}: {scored.reasons[0]} "
+                f"({len(scored.rejected_rows)} rows cannot be scored)"
             )
-        return batch.select([]).with_columns(self.score_tensors(tensors))
+        return batch.select([]).with_columns(scored.columns)
 
     def __repr__(self) -> str:
         return f"Model({self.name!r}, version={self.version}, engine={self.engine.name!r})"

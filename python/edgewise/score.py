@@ -30,7 +30,7 @@ import numpy as np
 from ._core import Batch, ParquetFile, ParquetWriter
 from .bundle import write_atomic
 from .exceptions import DataError, DataFileError, SchemaError, ScoreRunError
-from .model import Model
+from .model import Model, ScoredBatch
 
 RUN_FILE = "_edgewise_run.json"
 SUMMARY_FILE = "_edgewise_summary.json"
@@ -184,7 +184,7 @@ class ScoreRun:
             raise SchemaError(f"--keep: column '{clash[0]}': clashes with an output column name")
         for path, file in zip(self.inputs, self.files, strict=True):
             # The schema alone (zero row groups) goes through the same checks as every batch.
-            self.model.layout.prepare(file.read([], self.read_columns), str(path))
+            self.model.layout.check_rows(file.read([], self.read_columns), str(path))
 
     def prepare_directory(self, resume: bool) -> None:
         run_file = self.out / RUN_FILE
@@ -310,14 +310,15 @@ class ScoreRun:
         scored = rejected_total = 0
         first_row = part.first_row
         for batch in batches:
-            tensors, accepted, rejected, reasons = self.model.layout.prepare(batch, source)
+            result = self.model.score(batch, source)
+            rejected, reasons = result.rejected_rows, result.reasons
             if len(rejected) and self.strict:
                 raise DataError(
                     f"{source}: row {first_row + int(rejected[0])}: {reasons[0]} "
                     "(--strict stops at the first row that cannot be scored)"
                 )
-            writes.submit(scores, self._scored(batch, accepted, tensors))
-            scored += int(accepted.sum())
+            writes.submit(scores, self._scored(batch, result))
+            scored += int(result.accepted.sum())
             if len(rejected):
                 quarantine = quarantine or ParquetWriter(tmp_quarantine, self.compression)
                 writes.submit(
@@ -336,28 +337,15 @@ class ScoreRun:
         _fsync_directory(self.out)
         return scored, rejected_total
 
-    def _scored(self, batch: Batch, accepted: np.ndarray, tensors: dict[str, Any]) -> Batch:
-        kept = batch.select(self.keep).filter(accepted)
-        rows = kept.num_rows
-        columns = self.model.score_tensors(tensors) if rows else self._empty_scores()
+    def _scored(self, batch: Batch, result: ScoredBatch) -> Batch:
+        kept = batch.select(self.keep)
+        if len(result.rejected_rows):
+            kept = kept.filter(result.accepted)
         constants: list[tuple[str, Any]] = [
             ("model_name", self.model.name),
             ("model_version", self.model.version),
         ]
-        return kept.with_columns([*columns, *constants])
-
-    def _empty_scores(self) -> list[tuple[str, np.ndarray]]:
-        """Zero-row score columns with the types a real run produces."""
-        outputs = self.model.outputs
-        columns = []
-        for name in outputs.columns:
-            if name == "label":
-                classes = np.asarray(outputs.classes)
-                dtype = np.int64 if classes.dtype.kind in "iub" else object
-                columns.append((name, np.empty(0, dtype=dtype)))
-            else:
-                columns.append((name, np.empty(0, dtype=np.float64)))
-        return columns
+        return kept.with_columns([*result.columns, *constants])
 
     def _rejected(
         self, batch: Batch, source: str, first_row: int, rows: np.ndarray, reasons: list[str]

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from ..engines import EngineChoice
 
 from .output import echo_json, json_option, row_progress
 
@@ -37,6 +41,13 @@ from .output import echo_json, json_option, row_progress
     type=click.Choice(["zstd", "snappy", "none"]),
     help="Parquet compression of the output.",
 )
+@click.option(
+    "--engine",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "native", "onnxruntime"]),
+    help="What runs the model: auto takes the native engine whenever it covers the graph.",
+)
 @json_option
 def score_command(
     model: Path,
@@ -48,6 +59,7 @@ def score_command(
     threads: int | None,
     batch_rows: int,
     compression: str,
+    engine: EngineChoice,
     as_json: bool,
 ) -> None:
     """Score Parquet INPUTS (files, directories or glob patterns) with MODEL (.ewb or .onnx).
@@ -64,7 +76,7 @@ def score_command(
     from ..model import Model
     from ..score import score
 
-    loaded = Model.load(model, threads=threads)
+    loaded = Model.load(model, threads=threads, engine=engine)
     with row_progress(not as_json, f"scoring with {loaded.name} v{loaded.version}") as progress:
         summary = score(
             loaded,

@@ -217,10 +217,15 @@ impl Graph {
                     slot.and_then(|s| values[s].as_ref().or_else(|| self.constants.get(&s)))
                 })
                 .collect();
-            let results = step
-                .kernel
-                .run(&args)
-                .map_err(|e| Error::Model(format!("{}: {e}", step.describe)))?;
+            let results = step.kernel.run(&args).map_err(|e| {
+                let message = e.to_string();
+                // Kernels built from attributes already name their node.
+                if message.starts_with(&step.describe) {
+                    Error::Model(message)
+                } else {
+                    Error::Model(format!("{}: {message}", step.describe))
+                }
+            })?;
             if results.len() < step.outputs.len() {
                 return Err(Error::Model(format!(
                     "{} gave {} outputs, the graph reads {}",

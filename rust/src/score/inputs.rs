@@ -64,7 +64,14 @@ struct ColumnRule {
     categories: Option<HashSet<String>>,
 }
 
-/// Tensors, accepted-row mask, rejected row indices and their reasons.
+/// Accepted-row mask, rejected row indices and their reasons.
+type Verdicts<'py> = (
+    Bound<'py, PyArray1<bool>>,
+    Bound<'py, PyArray1<i64>>,
+    Vec<String>,
+);
+
+/// Tensors, then the verdicts.
 type Prepared<'py> = (
     Bound<'py, PyDict>,
     Bound<'py, PyArray1<bool>>,
@@ -94,6 +101,24 @@ impl RowChecks {
         if self.rejected[row].is_none() {
             self.rejected[row] = Some(reason());
         }
+    }
+
+    /// Accepted-row mask, rejected row indices and their reasons, as numpy arrays.
+    fn into_verdicts(self, py: Python<'_>) -> Verdicts<'_> {
+        let accepted: Vec<bool> = self.rejected.iter().map(Option::is_none).collect();
+        let mut rejected_rows = Vec::new();
+        let mut reasons = Vec::new();
+        for (row, reason) in self.rejected.into_iter().enumerate() {
+            if let Some(reason) = reason {
+                rejected_rows.push(row as i64);
+                reasons.push(reason);
+            }
+        }
+        (
+            accepted.into_pyarray(py),
+            rejected_rows.into_pyarray(py),
+            reasons,
+        )
     }
 
     fn accepted_rows(&self) -> Vec<usize> {
@@ -349,20 +374,21 @@ impl PyInputLayout {
             };
             tensors.set_item(&spec.name, tensor)?;
         }
-        let accepted: Vec<bool> = checks.rejected.iter().map(Option::is_none).collect();
-        let mut rejected_rows = Vec::new();
-        let mut reasons = Vec::new();
-        for (row, reason) in checks.rejected.into_iter().enumerate() {
-            if let Some(reason) = reason {
-                rejected_rows.push(row as i64);
-                reasons.push(reason);
-            }
-        }
-        Ok((
-            tensors,
-            accepted.into_pyarray(py),
-            rejected_rows.into_pyarray(py),
-            reasons,
-        ))
+        let (accepted, rejected_rows, reasons) = checks.into_verdicts(py);
+        Ok((tensors, accepted, rejected_rows, reasons))
+    }
+
+    /// Validate `batch` without building tensors (for engines that read Arrow directly).
+    ///
+    /// Returns `(accepted, rejected_rows, reasons)` as `prepare` does.
+    #[pyo3(signature = (batch, source="input"))]
+    fn check_rows<'py>(
+        &self,
+        py: Python<'py>,
+        batch: &PyBatch,
+        source: &str,
+    ) -> PyResult<Verdicts<'py>> {
+        let checks = py.detach(|| self.check(&batch.batch, source))?;
+        Ok(checks.into_verdicts(py))
     }
 }
