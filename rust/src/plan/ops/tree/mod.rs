@@ -1,8 +1,56 @@
 //! Tree ensembles: TreeEnsembleClassifier / TreeEnsembleRegressor (ai.onnx.ml v1 and v3) and
 //! TreeEnsemble (ai.onnx.ml opset 5).
+//!
+//! Each operator version is read into one internal form (`ensemble`, by `legacy` and `v5`),
+//! checked, then laid out as flat node arrays (`layout`, `node`, `merge`) that `evaluate` walks
+//! tree by tree over tiles of rows, or, for forests of small `<=` trees (gradient boosting),
+//! evaluates with leaf bitvectors (`bitvector`); `aggregate` sums leaf weights in f64 and `head`
+//! applies base values, post_transform and the classifier's label rule.
+//!
+//! The spec's semantics are followed, and where it is silent, onnxruntime 1.32's (checked by
+//! running it); where onnxruntime's answer is an accident (unset memory, a label it cannot
+//! mean), the kernel is refused as unsupported, so the graph runs in onnxruntime instead.
+//!
+//! Comparisons are exact in the split values' own precision: a float32 input against float32
+//! splits compares in float32, anything involving a double compares in double (a float32 input
+//! widened to double compares exactly as it would in float32 against float32 splits).
 
-use super::{outside_subset, Attrs, Kernel};
-use crate::error::Result;
+mod aggregate;
+mod bitvector;
+mod ensemble;
+mod evaluate;
+mod head;
+mod layout;
+mod legacy;
+mod merge;
+mod node;
+mod transform;
+mod v5;
+
+#[cfg(test)]
+mod classifier_tests;
+#[cfg(test)]
+mod random_tests;
+#[cfg(test)]
+mod tests;
+
+use std::sync::{Arc, OnceLock};
+
+use super::{required, Attrs, Kernel};
+use crate::error::{Error, Result};
+use crate::plan::tensor::{Data, Strings, Tensor};
+use aggregate::{accumulate, Aggregate, Scores};
+use ensemble::{Ensemble, Hits, SplitType};
+use head::{Classification, Regression};
+use layout::{Forest, LayoutError, Split};
+
+/// Tiles: all trees run over one tile of rows before the next, so a tree's nodes are reused by
+/// many rows while cached; the tile's inputs should stay in the core's L2. 1024 rows measured
+/// best on a 100-tree depth-12 forest (+6% over 256; neutral on small trees).
+const TILE_ROWS: usize = 1024;
+const TILE_INPUT_BYTES: usize = 256 << 10;
+/// At most this many scores per tile, for models with very many targets.
+const TILE_SCORES: usize = 1 << 16;
 
 pub fn handles(op: &str) -> bool {
     matches!(
@@ -11,6 +59,307 @@ pub fn handles(op: &str) -> bool {
     )
 }
 
-pub fn build(_op: &str, attrs: &Attrs, _opset: i64) -> Result<Box<dyn Kernel>> {
-    Err(outside_subset(attrs.node()))
+pub fn build(op: &str, attrs: &Attrs, opset: i64) -> Result<Box<dyn Kernel>> {
+    let kernel = match op {
+        "TreeEnsembleRegressor" => regressor(attrs)?,
+        "TreeEnsembleClassifier" => classifier(attrs)?,
+        _ if opset < 5 => {
+            return Err(attrs.error(format_args!(
+                "TreeEnsemble needs ai.onnx.ml opset 5, the model imports {opset}"
+            )))
+        }
+        _ => {
+            let (ensemble, split_type, regression) = v5::read(attrs)?;
+            TreeKernel::new(
+                attrs,
+                ensemble,
+                split_type,
+                Head::Regression(regression),
+                true,
+            )?
+        }
+    };
+    Ok(Box::new(kernel))
+}
+
+fn regressor(attrs: &Attrs) -> Result<TreeKernel> {
+    let n_targets = attrs.int("n_targets", 0);
+    let n_targets = usize::try_from(n_targets)
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| attrs.error(format_args!("n_targets is {n_targets}")))?;
+    let (ensemble, split_type, regression) =
+        legacy::read(attrs, "target", n_targets)?.regression(attrs)?;
+    TreeKernel::new(
+        attrs,
+        ensemble,
+        split_type,
+        Head::Regression(regression),
+        false,
+    )
+}
+
+fn classifier(attrs: &Attrs) -> Result<TreeKernel> {
+    let strings = attrs.strings("classlabels_strings");
+    let ints = attrs.ints("classlabels_int64s");
+    let labels = match (strings.is_empty(), ints.is_empty()) {
+        (false, true) => Labels::Str(Arc::new(strings)),
+        (true, false) => Labels::Int(ints),
+        _ => {
+            return Err(attrs
+                .error("exactly one of classlabels_strings and classlabels_int64s must be given"))
+        }
+    };
+    let n_classes = labels.len();
+    if n_classes < 2 {
+        return Err(attrs.unsupported("a classifier with a single class"));
+    }
+    let (ensemble, split_type, classification) =
+        legacy::read(attrs, "class", n_classes)?.classification(attrs, &labels)?;
+    let class1_always = ensemble.hits()[1] == Hits::Always;
+    classification
+        .check(n_classes, class1_always)
+        .map_err(|why| {
+            attrs.unsupported(format_args!("{why}: onnxruntime's output is undefined"))
+        })?;
+    let head = Head::Classification(classification, labels);
+    TreeKernel::new(attrs, ensemble, split_type, head, false)
+}
+
+#[derive(Clone, Debug)]
+pub enum Labels {
+    Int(Vec<i64>),
+    Str(Arc<Vec<String>>),
+}
+
+impl Labels {
+    fn len(&self) -> usize {
+        match self {
+            Labels::Int(v) => v.len(),
+            Labels::Str(v) => v.len(),
+        }
+    }
+
+    fn tensor(&self, indices: Vec<usize>) -> Tensor {
+        let shape = vec![indices.len()];
+        match self {
+            Labels::Int(values) => Tensor::i64(shape, indices.iter().map(|&i| values[i]).collect()),
+            Labels::Str(table) => Tensor::new(
+                shape,
+                Data::Str(Strings {
+                    table: table.clone(),
+                    codes: indices.into_iter().map(|i| i as u32).collect(),
+                }),
+            ),
+        }
+    }
+}
+
+enum Head {
+    Regression(Regression),
+    Classification(Classification, Labels),
+}
+
+struct TreeKernel {
+    /// The node, as run-time errors name it.
+    name: String,
+    ensemble: Ensemble,
+    split_type: SplitType,
+    /// Laid out on first use for each input precision. `None`: float32 NaNs cannot number
+    /// this many leaves, so float32 inputs use the f64 layout.
+    f32_forest: OnceLock<Option<Forest<f32>>>,
+    f64_forest: OnceLock<Forest<f64>>,
+    aggregate: Aggregate,
+    head: Head,
+    /// Whether which targets a row reached must be tracked, rather than `static_hits`.
+    tracked: bool,
+    static_hits: Vec<bool>,
+    /// Opset 5: the output has the input's type, which must be the splits' type.
+    typed_like_input: bool,
+}
+
+impl TreeKernel {
+    fn new(
+        attrs: &Attrs,
+        ensemble: Ensemble,
+        split_type: SplitType,
+        head: Head,
+        typed_like_input: bool,
+    ) -> Result<Self> {
+        let hits = ensemble.hits();
+        let aggregate = match &head {
+            Head::Regression(r) => r.aggregate,
+            Head::Classification(..) => Aggregate::Sum,
+        };
+        let several = ensemble.n_targets > 1;
+        let kernel = Self {
+            name: attrs.node().describe(),
+            tracked: aggregate.needs_hits() || (several && hits.contains(&Hits::Sometimes)),
+            static_hits: hits.iter().map(|&h| h == Hits::Always).collect(),
+            ensemble,
+            split_type,
+            f32_forest: OnceLock::new(),
+            f64_forest: OnceLock::new(),
+            aggregate,
+            head,
+            typed_like_input,
+        };
+        // Lay out now the forest the model's own precision calls for, so that a model too
+        // large to lay out fails when the plan is made.
+        match split_type {
+            SplitType::F32 => kernel.f32_forest().map(|_| ())?,
+            SplitType::F64 => kernel.f64_forest().map(|_| ())?,
+        }
+        Ok(kernel)
+    }
+
+    fn layout_error(&self, error: LayoutError) -> Error {
+        Error::Unsupported(format!(
+            "{}: {}",
+            self.name,
+            match error {
+                LayoutError::TooManySlots => "too many leaves to number".to_owned(),
+                LayoutError::TooLarge(n) => format!("shared subtrees expand past {n} nodes"),
+            }
+        ))
+    }
+
+    fn f32_forest(&self) -> Result<Option<&Forest<f32>>> {
+        if let Some(forest) = self.f32_forest.get() {
+            return Ok(forest.as_ref());
+        }
+        let forest = match Forest::new(&self.ensemble) {
+            Ok(forest) => Some(forest),
+            Err(LayoutError::TooManySlots) => None,
+            Err(e) => return Err(self.layout_error(e)),
+        };
+        Ok(self.f32_forest.get_or_init(|| forest).as_ref())
+    }
+
+    fn f64_forest(&self) -> Result<&Forest<f64>> {
+        if let Some(forest) = self.f64_forest.get() {
+            return Ok(forest);
+        }
+        let forest = Forest::new(&self.ensemble).map_err(|e| self.layout_error(e))?;
+        Ok(self.f64_forest.get_or_init(|| forest))
+    }
+
+    fn error(&self, message: impl std::fmt::Display) -> Error {
+        Error::Model(format!("{}: {message}", self.name))
+    }
+
+    /// Scores (row-major, one per target or class) and, for classifiers, label indices.
+    fn evaluate<T, X>(
+        &self,
+        forest: &Forest<T>,
+        x: &[X],
+        rows: usize,
+        width: usize,
+    ) -> Result<(Vec<f64>, Vec<usize>)>
+    where
+        T: Split,
+        X: Copy + Into<T>,
+    {
+        if let Some(feature) = forest.max_feature.filter(|&f| f >= width) {
+            return Err(self.error(format_args!(
+                "a node reads feature {feature} but the input has {width} columns"
+            )));
+        }
+        let n_out = self.ensemble.n_targets;
+        let row_bytes = width * std::mem::size_of::<X>();
+        let tile = (TILE_ROWS.min(TILE_INPUT_BYTES / row_bytes.max(1)))
+            .min(TILE_SCORES / n_out)
+            .clamp(1, rows.max(1));
+        let mut scores = Scores::new(tile, n_out, self.tracked);
+        let mut out = vec![0.0; rows * n_out];
+        let mut labels = Vec::new();
+        // A classifier's row is copied out: the label rule adds base values into it.
+        let (mut row, mut row_hits) = (vec![0.0; n_out], vec![false; n_out]);
+        for start in (0..rows).step_by(tile) {
+            let n = tile.min(rows - start);
+            let x = &x[start * width..(start + n) * width];
+            scores.reset(n);
+            accumulate(forest, x, n, width, self.aggregate, &mut scores);
+            for r in 0..n {
+                let hits = scores.row_hits(r).unwrap_or(&self.static_hits);
+                let out = &mut out[(start + r) * n_out..(start + r + 1) * n_out];
+                match &self.head {
+                    Head::Regression(regression) => regression.finish(scores.row(r), hits, out),
+                    Head::Classification(classification, _) => {
+                        row.copy_from_slice(scores.row(r));
+                        row_hits.copy_from_slice(hits);
+                        labels.push(classification.finish(&mut row, &mut row_hits, out));
+                    }
+                }
+            }
+        }
+        Ok((out, labels))
+    }
+}
+
+impl Kernel for TreeKernel {
+    fn run(&self, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
+        let [x] = required::<1>(inputs, &self.name)?;
+        let n_out = self.ensemble.n_targets;
+        let (rows, width) = match *x.shape.as_slice() {
+            [rows, width] => (rows, width),
+            [_] => {
+                return Err(Error::Unsupported(format!(
+                    "{}: a 1-D input (onnxruntime reads it as one row of features, not a batch)",
+                    self.name
+                )))
+            }
+            ref shape => {
+                return Err(self.error(format_args!("input of shape {shape:?}, expected [N, F]")))
+            }
+        };
+        if rows.checked_mul(width) != Some(x.len()) || rows.checked_mul(n_out).is_none() {
+            return Err(self.error(format_args!(
+                "input holds {} values for shape {:?}",
+                x.len(),
+                x.shape
+            )));
+        }
+        let strict = self.typed_like_input;
+        let (scores, labels) = match (&x.data, self.split_type) {
+            (Data::F32(_), SplitType::F64) | (Data::F64(_), SplitType::F32) if strict => {
+                return Err(self.error(format_args!(
+                    "the input is {} but nodes_splits are {}",
+                    x.elem_type().name(),
+                    if self.split_type == SplitType::F32 {
+                        "float32"
+                    } else {
+                        "float64"
+                    }
+                )))
+            }
+            (Data::F32(v), SplitType::F32) => match self.f32_forest()? {
+                Some(forest) => self.evaluate(forest, v, rows, width)?,
+                None => self.evaluate(self.f64_forest()?, v, rows, width)?,
+            },
+            (Data::F32(v), SplitType::F64) => self.evaluate(self.f64_forest()?, v, rows, width)?,
+            (Data::F64(v), _) => self.evaluate(self.f64_forest()?, v, rows, width)?,
+            _ => {
+                return Err(Error::Unsupported(format!(
+                    "{}: a {} input (float and double only)",
+                    self.name,
+                    x.elem_type().name()
+                )))
+            }
+        };
+        let shape = vec![rows, n_out];
+        let scores = if strict && matches!(x.data, Data::F64(_)) {
+            Tensor::f64(shape, scores)
+        } else {
+            Tensor::f32(shape, scores.into_iter().map(|v| v as f32).collect())
+        };
+        Ok(match &self.head {
+            Head::Regression(_) => vec![scores],
+            Head::Classification(_, names) => vec![names.tensor(labels), scores],
+        })
+    }
+
+    fn row_wise(&self) -> bool {
+        true
+    }
 }

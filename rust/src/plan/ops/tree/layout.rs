@@ -1,0 +1,318 @@
+//! Trees laid out for traversal: one flat array of small nodes (`node`) per ensemble.
+//!
+//! A node's false child is always at `left + 1`, its true child's index. Each tree's nodes
+//! are contiguous, in breadth-first order, so the levels a tile of rows touches first sit
+//! together. Leaves are nodes too, built so that a step from a leaf lands on the leaf again:
+//! `left` is the leaf's own index minus one and its split is a NaN, which fails every ordered
+//! comparison (mixed-mode traversal reads the leaf mode instead), so the step takes `left + 1`. Traversal can therefore run a fixed number of
+//! steps without testing for leaves. The NaN's payload carries the leaf's slot in the weight
+//! tables, and a `Member` branch's NaN split carries the index of its set the same way.
+//! Trees of the same shape are merged as they are added (`merge`).
+
+use std::collections::{HashMap, VecDeque};
+
+use super::bitvector::Bitvectors;
+use super::ensemble::{Child, Ensemble, Mode};
+use super::merge::Builder;
+pub use super::node::{mode_code, Node, Split, LEAF};
+use super::node::{MISSING_TRUE, MODE_SHIFT};
+
+/// One tree's place in `Forest::nodes`.
+#[derive(Clone, Copy, Debug)]
+pub struct Tree {
+    pub start: usize,
+    pub len: usize,
+    /// The longest path from the root to a leaf, in steps.
+    pub depth: u32,
+}
+
+/// How traversal compares: one mode for every branch (the fast path) or each node's own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Modes {
+    /// Every branch uses this mode (never `Neq` or `Member`, whose leaves would not stay put);
+    /// `missing` is whether any branch sends NaN to the true side.
+    Uniform {
+        mode: Mode,
+        missing: bool,
+    },
+    Mixed,
+}
+
+/// The weights of each leaf slot. When every slot holds exactly one weight (the common case:
+/// single-target models, unmerged trees), the slot indexes the weights directly.
+#[derive(Clone, Debug)]
+pub struct Leaves {
+    /// `None` when slot `s` is weight `s`; else slot `s` owns `offsets[s]..offsets[s + 1]`.
+    pub offsets: Option<Vec<u32>>,
+    pub targets: Vec<u32>,
+    pub values: Vec<f64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Forest<T> {
+    pub nodes: Vec<Node<T>>,
+    pub trees: Vec<Tree>,
+    pub sets: Vec<Vec<T>>,
+    pub leaves: Leaves,
+    pub modes: Modes,
+    /// The largest feature a branch reads; inputs must be wider.
+    pub max_feature: Option<usize>,
+    /// The bitvector evaluation, when the trees are small enough for it.
+    pub bitvectors: Option<Bitvectors<T>>,
+}
+
+/// Why a forest could not be laid out.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LayoutError {
+    /// More leaf slots or sets than `T`'s NaN payload can number.
+    TooManySlots,
+    /// Branches shared between parents expand past this many nodes.
+    TooLarge(usize),
+}
+
+impl<T: Split> Forest<T> {
+    pub fn new(ensemble: &Ensemble) -> Result<Self, LayoutError> {
+        if ensemble.sets.len() > T::MAX_SLOT as usize {
+            return Err(LayoutError::TooManySlots);
+        }
+        // A normal tree lays out one node per branch and leaf; only subtrees shared by several
+        // parents (legal, if unusual) are copied. Bound the copies.
+        let limit = (8 * (ensemble.branches.len() + ensemble.leaves.len() + ensemble.roots.len()))
+            .max(1 << 20);
+        let mut builder = Builder {
+            forest: Forest {
+                nodes: Vec::new(),
+                trees: Vec::new(),
+                sets: (ensemble.sets.iter())
+                    .map(|s| s.iter().map(|&v| T::from_f64(v)).collect())
+                    .collect(),
+                leaves: Leaves {
+                    offsets: None,
+                    targets: Vec::new(),
+                    values: Vec::new(),
+                },
+                modes: modes(ensemble),
+                max_feature: None,
+                bitvectors: None,
+            },
+            slots: Vec::new(),
+            shapes: HashMap::new(),
+            last_tree: vec![None; ensemble.n_targets],
+            limit,
+        };
+        for &root in &ensemble.roots {
+            builder.add_tree(ensemble, root)?;
+        }
+        let mut forest = builder.finish()?;
+        let all_leq = matches!(
+            forest.modes,
+            Modes::Uniform {
+                mode: Mode::Leq,
+                ..
+            }
+        );
+        forest.bitvectors = Bitvectors::new(&forest, all_leq);
+        Ok(forest)
+    }
+}
+
+fn modes(ensemble: &Ensemble) -> Modes {
+    let Some(first) = ensemble.branches.first() else {
+        return Modes::Uniform {
+            mode: Mode::Leq,
+            missing: false,
+        };
+    };
+    let uniform = ensemble.branches.iter().all(|b| b.mode == first.mode);
+    match first.mode {
+        Mode::Neq | Mode::Member => Modes::Mixed,
+        mode if uniform => Modes::Uniform {
+            mode,
+            missing: ensemble.branches.iter().any(|b| b.missing_true),
+        },
+        _ => Modes::Mixed,
+    }
+}
+
+/// Follow branches whose two sides lead to the same place: they decide nothing (opset 5 writes
+/// a one-leaf tree as such a branch).
+fn resolve(ensemble: &Ensemble, mut child: Child) -> Child {
+    while let Child::Branch(b) = child {
+        let branch = &ensemble.branches[b as usize];
+        if branch.yes != branch.no {
+            break;
+        }
+        child = branch.yes;
+    }
+    child
+}
+
+/// One tree breadth-first. Returns the nodes (leaves without their slots yet), the depth, and
+/// the `Ensemble` leaf of each leaf node in node order.
+#[allow(clippy::type_complexity)]
+pub(super) fn lay_out<T: Split>(
+    ensemble: &Ensemble,
+    root: Child,
+    limit: usize,
+) -> Result<(Vec<Node<T>>, u32, Vec<u32>), LayoutError> {
+    let placeholder = Node {
+        split: T::from_f64(0.0),
+        key: 0,
+        left: 0,
+    };
+    let mut nodes = vec![placeholder];
+    let mut leaves = Vec::new();
+    let mut depth = 0;
+    let mut queue = VecDeque::from([(resolve(ensemble, root), 0u32, 0u32)]);
+    while let Some((child, at, level)) = queue.pop_front() {
+        nodes[at as usize] = match child {
+            Child::Leaf(l) => {
+                depth = depth.max(level);
+                leaves.push(l);
+                Node {
+                    split: T::slot_nan(0),
+                    key: LEAF << MODE_SHIFT,
+                    left: at.wrapping_sub(1),
+                }
+            }
+            Child::Branch(b) => {
+                let branch = &ensemble.branches[b as usize];
+                let left = nodes.len() as u32;
+                if nodes.len() + 2 > limit {
+                    return Err(LayoutError::TooLarge(limit));
+                }
+                nodes.extend([placeholder; 2]);
+                queue.push_back((resolve(ensemble, branch.yes), left, level + 1));
+                queue.push_back((resolve(ensemble, branch.no), left + 1, level + 1));
+                let split = match branch.mode {
+                    Mode::Member => T::slot_nan(branch.set),
+                    _ => T::from_f64(branch.split),
+                };
+                let missing = if branch.missing_true { MISSING_TRUE } else { 0 };
+                Node {
+                    split,
+                    key: branch.feature | mode_code(branch.mode) << MODE_SHIFT | missing,
+                    left,
+                }
+            }
+        };
+    }
+    Ok((nodes, depth, leaves))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::ensemble::{Branch, Weight};
+    use super::*;
+
+    fn branch(feature: u32, split: f64, yes: Child, no: Child) -> Branch {
+        Branch {
+            mode: Mode::Leq,
+            feature,
+            split,
+            set: 0,
+            missing_true: false,
+            yes,
+            no,
+        }
+    }
+
+    /// Two trees of the same shape, one per target, as opset 5 writes a two-class forest.
+    fn per_class_pair() -> Ensemble {
+        Ensemble {
+            branches: vec![
+                branch(1, 0.5, Child::Leaf(0), Child::Leaf(1)),
+                branch(1, 0.5, Child::Leaf(2), Child::Leaf(3)),
+            ],
+            leaves: (0..4)
+                .map(|i| {
+                    vec![Weight {
+                        target: i / 2,
+                        value: f64::from(i),
+                    }]
+                })
+                .collect(),
+            roots: vec![Child::Branch(0), Child::Branch(1)],
+            sets: vec![],
+            n_targets: 2,
+        }
+    }
+
+    #[test]
+    fn leaves_step_onto_themselves() {
+        let forest = Forest::<f64>::new(&per_class_pair()).unwrap();
+        for (i, n) in forest.nodes.iter().enumerate() {
+            if n.mode() == LEAF {
+                assert_eq!(n.left.wrapping_add(1) as usize, i);
+                assert!(n.split.is_nan());
+            }
+        }
+    }
+
+    #[test]
+    fn trees_of_one_shape_merge_in_order() {
+        let forest = Forest::<f32>::new(&per_class_pair()).unwrap();
+        assert_eq!(forest.trees.len(), 1);
+        let offsets = forest.leaves.offsets.as_ref().unwrap();
+        let true_leaf = forest.nodes[1].split.slot() as usize;
+        let range = offsets[true_leaf] as usize..offsets[true_leaf + 1] as usize;
+        assert_eq!(forest.leaves.targets[range.clone()], [0, 1]);
+        assert_eq!(forest.leaves.values[range], [0.0, 2.0]);
+        assert_eq!(forest.max_feature, Some(1));
+    }
+
+    #[test]
+    fn trees_do_not_merge_out_of_order_or_onto_their_own_target() {
+        let mut e = per_class_pair();
+        // Tree 1 now adds to target 0 like tree 0: merging would add two weights per leaf.
+        e.leaves[2][0].target = 0;
+        e.leaves[3][0].target = 0;
+        assert_eq!(Forest::<f64>::new(&e).unwrap().trees.len(), 2);
+        // A different tree for target 1 between the two keeps target 1's order.
+        let mut e = per_class_pair();
+        e.branches
+            .push(branch(0, 9.0, Child::Leaf(4), Child::Leaf(5)));
+        e.leaves.extend([
+            vec![Weight {
+                target: 1,
+                value: 4.0,
+            }],
+            vec![],
+        ]);
+        e.roots = vec![Child::Branch(0), Child::Branch(2), Child::Branch(1)];
+        assert_eq!(Forest::<f64>::new(&e).unwrap().trees.len(), 3);
+    }
+
+    #[test]
+    fn undecided_branches_collapse_and_shared_subtrees_are_bounded() {
+        let mut e = per_class_pair();
+        e.branches[0].no = Child::Leaf(0);
+        e.roots.truncate(1);
+        let forest = Forest::<f64>::new(&e).unwrap();
+        assert_eq!((forest.nodes.len(), forest.trees[0].depth), (1, 0));
+        assert_eq!(forest.max_feature, None);
+
+        // Two chains, each branch leading to the next branch of both: 2^40 paths to lay out.
+        let n = 40u32;
+        let next = |chain: u32, i: u32, leaf: u32| {
+            if i + 1 < n {
+                Child::Branch(chain * n + i + 1)
+            } else {
+                Child::Leaf(leaf)
+            }
+        };
+        let e = Ensemble {
+            branches: (0..2 * n)
+                .map(|b| branch(0, f64::from(b), next(0, b % n, 0), next(1, b % n, 1)))
+                .collect(),
+            leaves: vec![vec![]; 2],
+            roots: vec![Child::Branch(0)],
+            sets: vec![],
+            n_targets: 1,
+        };
+        assert!(matches!(
+            Forest::<f64>::new(&e),
+            Err(LayoutError::TooLarge(_))
+        ));
+    }
+}

@@ -1,0 +1,116 @@
+//! The node every tree is laid out in (see `layout`): a split, a `key` packing feature, mode
+//! and missing flag, and the index of the true child (the false child follows it). Leaves and
+//! `Member` branches keep an index in their split's NaN payload.
+
+use super::ensemble::Mode;
+
+/// A split value type nodes can hold: f32 or f64.
+pub trait Split: Copy + PartialOrd + Send + Sync + 'static {
+    /// The largest slot a NaN payload can carry.
+    const MAX_SLOT: u32;
+    /// The value; for f32 only called on values that are exactly representable.
+    fn from_f64(value: f64) -> Self;
+    /// A NaN whose payload is `slot` (at most `MAX_SLOT`).
+    fn slot_nan(slot: u32) -> Self;
+    /// The payload of a NaN made by `slot_nan`.
+    fn slot(self) -> u32;
+    fn is_nan(self) -> bool;
+    /// Bits for comparing the shapes of trees.
+    fn bits(self) -> u64;
+}
+
+impl Split for f64 {
+    const MAX_SLOT: u32 = u32::MAX;
+    fn from_f64(value: f64) -> Self {
+        value
+    }
+    fn slot_nan(slot: u32) -> Self {
+        f64::from_bits(0x7FF8_0000_0000_0000 | u64::from(slot))
+    }
+    #[inline(always)]
+    fn slot(self) -> u32 {
+        self.to_bits() as u32
+    }
+    #[inline(always)]
+    fn is_nan(self) -> bool {
+        self.is_nan()
+    }
+    fn bits(self) -> u64 {
+        self.to_bits()
+    }
+}
+
+impl Split for f32 {
+    /// A quiet float32 NaN has 22 free payload bits.
+    const MAX_SLOT: u32 = (1 << 22) - 1;
+    fn from_f64(value: f64) -> Self {
+        value as f32
+    }
+    fn slot_nan(slot: u32) -> Self {
+        f32::from_bits(0x7FC0_0000 | slot)
+    }
+    #[inline(always)]
+    fn slot(self) -> u32 {
+        self.to_bits() & Self::MAX_SLOT
+    }
+    #[inline(always)]
+    fn is_nan(self) -> bool {
+        self.is_nan()
+    }
+    fn bits(self) -> u64 {
+        u64::from(self.to_bits())
+    }
+}
+
+pub const FEATURE_MASK: u32 = (1 << 28) - 1;
+pub const MODE_SHIFT: u32 = 28;
+pub const MISSING_TRUE: u32 = 1 << 31;
+/// The mode code of leaves; codes 0-6 follow opset 5's `nodes_modes`.
+pub const LEAF: u32 = 7;
+
+pub fn mode_code(mode: Mode) -> u32 {
+    match mode {
+        Mode::Leq => 0,
+        Mode::Lt => 1,
+        Mode::Gte => 2,
+        Mode::Gt => 3,
+        Mode::Eq => 4,
+        Mode::Neq => 5,
+        Mode::Member => 6,
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Node<T> {
+    pub split: T,
+    pub key: u32,
+    pub left: u32,
+}
+
+impl<T: Split> Node<T> {
+    #[inline(always)]
+    pub fn feature(&self) -> usize {
+        (self.key & FEATURE_MASK) as usize
+    }
+
+    #[inline(always)]
+    pub fn mode(&self) -> u32 {
+        (self.key >> MODE_SHIFT) & 7
+    }
+
+    #[inline(always)]
+    pub fn missing_true(&self) -> bool {
+        self.key & MISSING_TRUE != 0
+    }
+
+    pub fn is_leaf(&self) -> bool {
+        self.mode() == LEAF
+    }
+
+    /// Equal as shapes: leaves compare equal whatever their slots.
+    pub fn same_shape(&self, other: &Self) -> bool {
+        self.key == other.key
+            && self.left == other.left
+            && (self.is_leaf() || self.split.bits() == other.split.bits())
+    }
+}
