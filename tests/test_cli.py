@@ -73,7 +73,9 @@ def test_compile_then_score(runner, tmp_path, compile_inputs):
     )
     assert result.exit_code == 0, result.output
     assert "compiled credit version 7 (LogisticRegression)" in result.output
-    assert "fidelity: onnxruntime: max |diff|" in result.output
+    assert "engine:   native (the native engine runs this graph)" in result.output
+    assert "fidelity: native: max |diff|" in result.output
+    assert "onnxruntime: max |diff|" in result.output
     assert f"wrote {bundle}" in result.output
 
     source = tmp_path / "in.parquet"

@@ -13,5 +13,6 @@ def test_demo_trains_compiles_scores_and_quarantines(tmp_path):
     assert summary.rows_scored + summary.rows_quarantined == 100_000
     assert (tmp_path / "credit-risk-1.ewb").exists()
     text = "\n".join(lines)
+    assert "fidelity against scikit-learn: native: max |diff|" in text
     assert "fidelity against scikit-learn: onnxruntime: max |diff|" in text
     assert "column 'channel' is null" in text

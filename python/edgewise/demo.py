@@ -49,7 +49,9 @@ def run_demo(workdir: Path, *, rows: int, train_rows: int, say: Say) -> ScoreSum
     )
     bundle_path = result.bundle.write(workdir / "credit-risk-1.ewb")
     say(f"   {bundle_path.name}: {bundle_path.stat().st_size:,} bytes")
-    say(f"   fidelity against scikit-learn: {result.fidelity.describe()}")
+    for fidelity in result.fidelity_by_engine.values():
+        if fidelity is not None:
+            say(f"   fidelity against scikit-learn: {fidelity.describe()}")
 
     say(f"3. writing {rows:,} applicants to score as Parquet (4 files)")
     inputs = write_credit_parquet(

@@ -31,7 +31,8 @@ from .output import echo_json, json_option
 @click.option(
     "--max-diff",
     type=click.FloatRange(min=0),
-    help="Refuse to write the bundle if any verified score differs by more than this.",
+    help="Refuse to write the bundle if any verified score on the default engine differs by "
+    "more than this.",
 )
 @click.option(
     "--sample-rows",
@@ -58,8 +59,11 @@ def compile_command(
     pickle and fitted on a pandas DataFrame. Loading a pickle runs code from the file:
     compile only pipelines you trust.
 
-    The pipeline is converted to ONNX, scored side by side with the original on a sample of
-    the training data, and the differences are printed and recorded in the manifest.
+    The pipeline is converted to ONNX: an exact float64 graph when every step has one
+    (scalers, SimpleImputer, one-hot and ordinal encoders, linear models, tree ensembles),
+    otherwise a float32 graph. It is scored side by side with the original on a sample of the
+    training data on each engine (native, onnxruntime); the differences are printed and
+    recorded in the manifest. The native engine runs the bundle when it can load the graph.
 
     \b
     Example:
@@ -89,9 +93,16 @@ def compile_command(
         echo_json({"bundle": str(output), "manifest": result.bundle.manifest})
         return
     manifest = result.bundle.manifest
+    engine = manifest["engine"]
     click.echo(f"compiled {name} version {version} ({manifest['lineage']['estimator']})")
     click.echo(f"  inputs:   {len(manifest['schema'])} columns")
-    click.echo(f"  fidelity: {result.fidelity.describe()}")
+    click.echo(f"  graph:    {engine['graph']} ({engine['graph_reason']})")
+    click.echo(f"  engine:   {engine['name']} ({engine['reason']})")
+    # The default engine first: its fidelity is the one --max-diff checked.
+    by_engine = sorted(result.fidelity_by_engine.items(), key=lambda e: e[0] != engine["name"])
+    for i, (engine_name, fidelity) in enumerate(by_engine):
+        text = fidelity.describe() if fidelity else f"{engine_name}: cannot run this graph"
+        click.echo(f"  {'fidelity:' if i == 0 else '':9} {text}")
     metrics = manifest["lineage"]["metrics"]
     if metrics:
         shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float))

@@ -14,16 +14,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .._core import Batch
+from .._core import Batch, InputLayout
 from ..bundle import Bundle
 from ..environment import library_versions
 from ..exceptions import DataFileError, ModelError, SchemaError
-from ..model import Model
-from .convert import final_estimator, input_layout, outputs_of, to_onnx
+from ..schema import InputSchema
+from .choice import ENGINES, load_best_graph
+from .convert import Layout, final_estimator, outputs_of
 from .infer import infer_schema
 from .metrics import evaluate
 from .probe import probe_schema
-from .verify import Fidelity, expected_scores, measure
+from .verify import Fidelity, expected_labels, expected_scores, measure_model
 
 __all__ = [
     "CompileResult",
@@ -39,7 +40,8 @@ _LIBRARIES = ("edgewise", "scikit-learn", "skl2onnx", "onnx", "onnxruntime", "nu
 @dataclass(frozen=True)
 class CompileResult:
     bundle: Bundle
-    fidelity: Fidelity
+    fidelity: Fidelity  # of the engine that runs the bundle by default
+    fidelity_by_engine: dict[str, Fidelity | None]  # None: the engine cannot run the graph
 
 
 def file_sha256(path: Path) -> str:
@@ -92,8 +94,11 @@ def compile_pipeline(
 ) -> CompileResult:
     """Convert `pipeline` to ONNX, verify it on `train` rows and package it as a bundle.
 
-    Raises `ModelError` when the converted model differs from the pipeline by more than
-    `max_diff` on any verified row.
+    The graph is the exact float64 one when every step has an exact form, else skl2onnx's
+    float32 graph; the manifest records which, why, and each engine's fidelity.
+
+    Raises `ModelError` when the model on its default engine differs from the pipeline by more
+    than `max_diff` on any verified row.
     """
     features = getattr(pipeline, "feature_names_in_", None)
     if features is None:
@@ -107,34 +112,17 @@ def compile_pipeline(
 
     sample = train.sample(n=min(len(train), sample_rows), random_state=0)
     schema = probe_schema(pipeline, infer_schema(train, features), sample[features])
-    layout = input_layout(pipeline, schema)
     outputs = outputs_of(pipeline)
-    onnx_model = to_onnx(pipeline, layout)
-    model = Model(
-        name=name,
-        version=version,
-        schema=schema,
-        inputs=layout,
-        outputs=outputs,
-        onnx_model=onnx_model,
-    )
+    loaded = load_best_graph(pipeline, schema, outputs, name=name, version=version)
 
-    batch = Batch.from_arrow(pa.Table.from_pandas(sample[features], preserve_index=False))
-    tensors, accepted, _, _ = model.layout.prepare(batch, "training data")
-    verified = sample[features][accepted]
+    verified = _scorable_rows(sample[features], loaded.graph.inputs, schema)
     expected = expected_scores(pipeline, verified, outputs)
-    scored = dict(model.score_tensors(tensors))
-    if outputs.task == "classification":
-        actual = np.column_stack([scored[f"proba_{c}"] for c in outputs.classes or []])
-        fidelity = measure(
-            model.engine.name,
-            expected,
-            actual,
-            np.asarray(pipeline.predict(verified)),
-            scored["label"],
-        )
-    else:
-        fidelity = measure(model.engine.name, expected, scored["prediction"].reshape(-1, 1))
+    labels = expected_labels(pipeline, verified) if outputs.task == "classification" else None
+    measured = {
+        engine: measure_model(model, verified, expected, labels)
+        for engine, model in loaded.models.items()
+    }
+    fidelity = measured[loaded.default]
     if max_diff is not None and not fidelity.max_abs_diff <= max_diff:  # NaN fails too
         raise ModelError(
             f"the converted model differs from the pipeline by up to {fidelity.max_abs_diff:.3g}, "
@@ -148,10 +136,10 @@ def compile_pipeline(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "task": outputs.task,
         "schema": schema.to_json(),
-        "inputs": [{"name": n, "type": t, "columns": c} for n, t, c in layout],
+        "inputs": [{"name": n, "type": t, "columns": c} for n, t, c in loaded.graph.inputs],
         "outputs": outputs.to_json(),
-        "engine": {"name": model.engine.name, "reason": "the only engine in this release"},
-        "fidelity": {model.engine.name: fidelity.to_json()},
+        "engine": loaded.to_json(),
+        "fidelity": {e: measured[e].to_json() if e in measured else None for e in ENGINES},
         "lineage": {
             **(lineage or {}),
             "estimator": type(final_estimator(pipeline)).__name__,
@@ -160,7 +148,16 @@ def compile_pipeline(
             "metrics": evaluate(pipeline, train, features, target, outputs) if target else None,
         },
     }
-    return CompileResult(Bundle.create(manifest, onnx_model, health), fidelity)
+    bundle = Bundle.create(manifest, loaded.graph.onnx_model, health)
+    return CompileResult(bundle, fidelity, {e: measured.get(e) for e in ENGINES})
+
+
+def _scorable_rows(frame: pd.DataFrame, inputs: Layout, schema: InputSchema) -> pd.DataFrame:
+    """The rows the bundle accepts (training rows can hold nulls the model refuses)."""
+    layout = InputLayout(inputs, [c.rule() for c in schema.columns])
+    batch = Batch.from_arrow(pa.Table.from_pandas(frame, preserve_index=False))
+    _, accepted, _, _ = layout.prepare(batch, "training data")
+    return frame[accepted]
 
 
 def _health_sample(frame: pd.DataFrame, expected: np.ndarray, columns: list[str]) -> bytes:

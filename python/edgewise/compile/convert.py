@@ -1,4 +1,8 @@
-"""scikit-learn pipeline to ONNX with skl2onnx, and the input/output layout of the graph."""
+"""scikit-learn pipeline to ONNX with skl2onnx, and the input/output layout of the graph.
+
+`to_onnx` is the float32 conversion, used when the exact float64 graph (`exact/`) cannot be
+built; both share the layout and options defined here.
+"""
 
 from __future__ import annotations
 
@@ -13,14 +17,18 @@ from ..model import Outputs
 from ..schema import InputSchema
 from . import skl2onnx_fixes
 
+#: The graph's inputs: (tensor name, element type, columns that fill it).
+Layout = list[tuple[str, str, list[str]]]
+
 
 def final_estimator(pipeline: Any) -> Any:
     return pipeline[-1] if isinstance(pipeline, Pipeline) else pipeline
 
 
-def input_layout(pipeline: Any, schema: InputSchema) -> list[tuple[str, str, list[str]]]:
+def input_layout(pipeline: Any, schema: InputSchema, numeric: str) -> Layout:
     """One [N, 1] input per column when a ColumnTransformer routes columns by name; otherwise
-    one float [N, k] input "X" holding every feature in training order."""
+    one [N, k] input "X" holding every feature in training order. Numeric inputs have the
+    element type `numeric` ("float64" for the exact graph, "float32" for `to_onnx`)."""
     first = pipeline[0] if isinstance(pipeline, Pipeline) else pipeline
     if isinstance(first, ColumnTransformer):
         for _, _, selection in first.transformers:
@@ -33,8 +41,7 @@ def input_layout(pipeline: Any, schema: InputSchema) -> list[tuple[str, str, lis
                     "select them by name so the bundle can map them to Parquet columns"
                 )
         return [
-            (c.name, "string" if c.kind == "string" else "float32", [c.name])
-            for c in schema.columns
+            (c.name, "string" if c.kind == "string" else numeric, [c.name]) for c in schema.columns
         ]
     strings = [c.name for c in schema.columns if c.kind == "string"]
     if strings:
@@ -42,7 +49,7 @@ def input_layout(pipeline: Any, schema: InputSchema) -> list[tuple[str, str, lis
             f"string columns {strings} reach the estimator without an encoder; "
             "put them through a ColumnTransformer with an encoder"
         )
-    return [("X", "float32", schema.names)]
+    return [("X", numeric, schema.names)]
 
 
 def outputs_of(pipeline: Any) -> Outputs:
@@ -60,8 +67,14 @@ def outputs_of(pipeline: Any) -> Outputs:
     raise ModelError(f"{type(estimator).__name__} is neither a classifier nor a regressor")
 
 
-def to_onnx(pipeline: Any, layout: list[tuple[str, str, list[str]]]) -> bytes:
-    """Convert with skl2onnx: float32 inputs, plain probability arrays (no ZipMap)."""
+def skl2onnx_options(pipeline: Any) -> dict[int, dict[str, Any]] | None:
+    """Classifiers output plain probability arrays, not ZipMap (about 5x slower)."""
+    estimator = final_estimator(pipeline)
+    return {id(estimator): {"zipmap": False}} if is_classifier(estimator) else None
+
+
+def to_onnx(pipeline: Any, layout: Layout) -> bytes:
+    """Convert with skl2onnx, numeric inputs as float32 (`input_layout(..., "float32")`)."""
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
@@ -73,10 +86,10 @@ def to_onnx(pipeline: Any, layout: list[tuple[str, str, list[str]]]) -> bytes:
         )
         for name, kind, cols in layout
     ]
-    estimator = final_estimator(pipeline)
-    options = {id(estimator): {"zipmap": False}} if is_classifier(estimator) else None
     try:
-        onnx_model = convert_sklearn(pipeline, initial_types=initial_types, options=options)
+        onnx_model = convert_sklearn(
+            pipeline, initial_types=initial_types, options=skl2onnx_options(pipeline)
+        )
     except Exception as exc:  # skl2onnx raises many unrelated types for unsupported models
         raise ModelError(f"skl2onnx cannot convert this pipeline: {exc}") from exc
     return bytes(onnx_model.SerializeToString())

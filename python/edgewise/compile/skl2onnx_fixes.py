@@ -1,5 +1,8 @@
 """Targeted fixes for skl2onnx bugs that break conversion with current library releases.
 
+Both are in skl2onnx's tree converters, which only the float32 graph uses: the exact graph
+(`exact/`) builds its trees from the fitted estimator.
+
 skl2onnx 1.20 marks HistGradientBoosting leaves with ``missing = False`` (a Python bool) in
 ``nodes_missing_value_tracks_true``; current onnx/protobuf reject a bool in an ints attribute
 ("Expected an int, got a boolean"). We wrap the tree-walking function that the converters

@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from ..model import Outputs
+from ..model import Model, Outputs
 
 #: Thresholds for the share of rows that moved, as promised in the manifest.
 TOLERANCES = (1e-5, 1e-3)
@@ -39,11 +40,43 @@ class Fidelity:
         return text
 
 
+def as_float64(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with its numeric columns as float64, the input contract of the bundle.
+
+    The graph computes in float64 whatever the column type; scikit-learn keeps float32 columns
+    in float32 through imputers and scalers, so the reference scores need float64 columns too.
+    """
+    numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
+    return frame.astype(dict.fromkeys(numeric, np.float64))
+
+
 def expected_scores(pipeline: Any, frame: pd.DataFrame, outputs: Outputs) -> np.ndarray:
-    """The fitted pipeline's own scores: probabilities (n, classes) or predictions (n, 1)."""
+    """The fitted pipeline's own scores on float64 columns: probabilities (n, classes) or
+    predictions (n, 1)."""
     if outputs.task == "classification":
-        return np.asarray(pipeline.predict_proba(frame), dtype=np.float64)
-    return np.asarray(pipeline.predict(frame), dtype=np.float64).reshape(-1, 1)
+        return np.asarray(pipeline.predict_proba(as_float64(frame)), dtype=np.float64)
+    return np.asarray(pipeline.predict(as_float64(frame)), dtype=np.float64).reshape(-1, 1)
+
+
+def expected_labels(pipeline: Any, frame: pd.DataFrame) -> np.ndarray:
+    return np.asarray(pipeline.predict(as_float64(frame)))
+
+
+def measure_model(
+    model: Model,
+    frame: pd.DataFrame,
+    expected: np.ndarray,
+    labels: np.ndarray | None = None,
+) -> Fidelity:
+    """Score `frame` (rows the model accepts) with `model` and compare with the expected scores
+    and, for classifiers, labels."""
+    scored = pa.table(model.predict(pa.Table.from_pandas(frame, preserve_index=False)))
+    score_columns = [c for c in model.outputs.columns if c != "label"]
+    actual = np.column_stack([scored[c].to_numpy() for c in score_columns])
+    actual_labels = None
+    if labels is not None:
+        actual_labels = scored["label"].to_numpy(zero_copy_only=False)
+    return measure(model.engine.name, expected, actual, labels, actual_labels)
 
 
 def measure(
