@@ -9,6 +9,12 @@ pub mod score;
 
 use pyo3::prelude::*;
 
+/// mimalloc instead of the system allocator: the engine allocates a few large tensors per
+/// block of rows on every worker thread, and glibc returns such memory to the kernel on free,
+/// so each block paid for fresh page faults (about 10% of a logistic model's time in `perf`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -8,9 +8,11 @@ use super::graph::Graph;
 use super::tensor::{Data, Strings, Tensor};
 use crate::error::{Error, Result};
 
-/// Rows per block: small enough that a block's intermediate values stay in the core's cache,
-/// large enough that per-block overhead (one allocation per value) is noise.
-const BLOCK_ROWS: usize = 4096;
+/// Rows per block: small enough that a block's intermediate values (a few dozen columns of
+/// f64 each) stay in the core's L2 cache, large enough that per-block overhead (one
+/// allocation per value, one call per kernel) is noise. Measured on the logistic pipeline:
+/// 1024 rows ran the model step fastest of 512, 1024, 4096.
+const BLOCK_ROWS: usize = 1024;
 
 /// Run `graph` on `batch`; `columns[i]` names the columns of graph input `i`.
 pub fn run_batch(

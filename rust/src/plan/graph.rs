@@ -156,7 +156,8 @@ impl Graph {
         })
     }
 
-    /// ONNX requires nodes in topological order: every input must exist before it is read.
+    /// ONNX requires nodes in topological order, every value assigned once: each input must
+    /// exist before it is read, and no node may overwrite an existing value.
     fn check_order(&self) -> Result<()> {
         let mut ready = vec![false; self.slots];
         for input in &self.inputs {
@@ -173,6 +174,13 @@ impl Graph {
                 )));
             }
             for &slot in &step.outputs {
+                if ready[slot] {
+                    return Err(Error::Model(format!(
+                        "{} assigns a value that already exists (ONNX graphs assign each \
+                         value once)",
+                        step.describe
+                    )));
+                }
                 ready[slot] = true;
             }
         }
@@ -210,14 +218,28 @@ impl Graph {
             values[input.slot] = Some(tensor);
         }
         for step in &self.steps {
-            let args: Vec<Option<&Tensor>> = step
-                .inputs
+            // A first input that no later step reads is handed over by value, so kernels that
+            // only relabel it (Reshape, Identity, same-type Cast) do not copy it.
+            let owned_first = match step.inputs.first() {
+                Some(&Some(slot))
+                    if step.release.contains(&slot) && !step.inputs[1..].contains(&Some(slot)) =>
+                {
+                    values[slot].take()
+                }
+                _ => None,
+            };
+            let rest = usize::from(owned_first.is_some());
+            let args: Vec<Option<&Tensor>> = step.inputs[rest..]
                 .iter()
                 .map(|slot| {
                     slot.and_then(|s| values[s].as_ref().or_else(|| self.constants.get(&s)))
                 })
                 .collect();
-            let results = step.kernel.run(&args).map_err(|e| {
+            let results = match owned_first {
+                Some(first) => step.kernel.run_owned(first, &args),
+                None => step.kernel.run(&args),
+            };
+            let results = results.map_err(|e| {
                 let message = e.to_string();
                 // Kernels built from attributes already name their node.
                 if message.starts_with(&step.describe) {

@@ -5,6 +5,7 @@
 //! Arrow dictionaries become tables as they are, and kernels that map strings (one-hot,
 //! label encoding) look each distinct value up once.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::onnx::{data_type, TensorProto};
@@ -200,6 +201,14 @@ impl Tensor {
             Data::Bool(v) => v.iter().map(|&x| f64::from(u8::from(x))).collect(),
             Data::Str(_) => return Err(self.type_error("numeric")),
         })
+    }
+
+    /// Every element as f64, borrowed when the tensor already holds f64.
+    pub fn f64_values(&self) -> Result<Cow<'_, [f64]>> {
+        match &self.data {
+            Data::F64(v) => Ok(Cow::Borrowed(v)),
+            _ => self.to_f64().map(Cow::Owned),
+        }
     }
 
     /// Every element as i64 (integer-valued indices, shapes and axes).

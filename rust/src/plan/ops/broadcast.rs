@@ -91,8 +91,19 @@ pub fn zip<A: Copy, B: Copy, O>(
         ));
     }
     let shape = shape_of(&[a_shape, b_shape])?;
-    if b.len() == 1 && shape == a_shape {
-        return Ok((shape, a.iter().map(|&x| f(x, b[0])).collect()));
+    if shape == a_shape {
+        if b.len() == 1 {
+            return Ok((shape, a.iter().map(|&x| f(x, b[0])).collect()));
+        }
+        // One value per column ([k] or [1, k] against [n, k]): the common preprocessing case.
+        let width = *a_shape.last().unwrap_or(&1);
+        if width > 0 && b.len() == width && b_shape.last() == Some(&width) {
+            let mut out = Vec::with_capacity(a.len());
+            for row in a.chunks_exact(width) {
+                out.extend(row.iter().zip(b).map(|(&x, &y)| f(x, y)));
+            }
+            return Ok((shape, out));
+        }
     }
     let mut out = Vec::with_capacity(shape.iter().product());
     for_each([a_shape, b_shape], |[i, j]| out.push(f(a[i], b[j])))?;

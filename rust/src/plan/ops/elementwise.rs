@@ -167,6 +167,24 @@ fn select<T: Copy>(
     x: (&[T], &[usize]),
     y: (&[T], &[usize]),
 ) -> Result<(Vec<usize>, Vec<T>)> {
+    // The imputer's pattern, Where(IsNaN(X), fill, X) with one fill value per column, runs
+    // row by row; anything else goes through general broadcasting.
+    if c.1 == y.1 {
+        let width = *c.1.last().unwrap_or(&1);
+        if width > 0 && x.0.len() == width && x.1.last() == Some(&width) {
+            let mut out = Vec::with_capacity(y.0.len());
+            for (flags, values) in c.0.chunks_exact(width).zip(y.0.chunks_exact(width)) {
+                out.extend(
+                    flags
+                        .iter()
+                        .zip(values)
+                        .zip(x.0)
+                        .map(|((&flag, &value), &fill)| if flag { fill } else { value }),
+                );
+            }
+            return Ok((c.1.to_vec(), out));
+        }
+    }
     let mut out = Vec::new();
     let shape = broadcast::for_each([c.1, x.1, y.1], |[i, j, k]| {
         out.push(if c.0[i] { x.0[j] } else { y.0[k] });
@@ -221,6 +239,10 @@ impl Kernel for Identity {
         let [x] = required(inputs, "Identity")?;
         Ok(vec![x.clone()])
     }
+
+    fn run_owned(&self, first: Tensor, _: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
+        Ok(vec![first])
+    }
 }
 
 pub struct Cast(ElemType);
@@ -238,6 +260,13 @@ impl Kernel for Cast {
     fn run(&self, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         let [x] = required(inputs, "Cast")?;
         Ok(vec![cast_tensor(x, self.0)?])
+    }
+
+    fn run_owned(&self, first: Tensor, _: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
+        if first.elem_type() == self.0 {
+            return Ok(vec![first]);
+        }
+        Ok(vec![cast_tensor(&first, self.0)?])
     }
 }
 

@@ -78,7 +78,21 @@ fn matmul<T: Float>(
             "MatMul of shapes {a_shape:?} and {b_shape:?}"
         )));
     }
-    let out = product(n, k, m, |i, p| a[i * k + p], |p, j| b[p * m + j]);
+    // Tabular graphs multiply many rows by a few weight columns: transpose the weights once so
+    // every output is a dot product of two contiguous slices, summed in order.
+    let columns: Vec<Vec<T>> = (0..m)
+        .map(|j| (0..k).map(|p| b[p * m + j]).collect())
+        .collect();
+    let mut out = Vec::with_capacity(n * m);
+    if k > 0 {
+        for row in a.chunks_exact(k) {
+            for column in &columns {
+                out.push(dot(row, column));
+            }
+        }
+    } else {
+        out.resize(n * m, T::default());
+    }
     let mut shape = Vec::new();
     if a_shape.len() == 2 {
         shape.push(n);
@@ -87,6 +101,12 @@ fn matmul<T: Float>(
         shape.push(m);
     }
     Ok((shape, out))
+}
+
+fn dot<T: Float>(x: &[T], y: &[T]) -> T {
+    x.iter()
+        .zip(y)
+        .fold(T::default(), |sum, (&a, &b)| sum + a * b)
 }
 
 impl Kernel for MatMul {
@@ -293,8 +313,8 @@ impl Kernel for Softmax {
         } else {
             AxisWalk::new(&x.shape, axis)
         };
-        let values = x.to_f64()?;
-        let mut out = values.clone();
+        let values = x.f64_values()?;
+        let mut out = values.to_vec();
         let mut group = Vec::with_capacity(walk.extent);
         walk.for_each_group(|offsets, _| {
             let offsets: Vec<usize> = offsets.collect();
@@ -337,7 +357,7 @@ impl Kernel for ArgMax {
     fn run(&self, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         let [x] = required(inputs, "ArgMax")?;
         let axis = normalize_axis(self.axis, x.rank())?;
-        let values = x.to_f64()?;
+        let values = x.f64_values()?;
         let walk = AxisWalk::new(&x.shape, axis);
         if walk.extent == 0 {
             return Err(Error::Model("ArgMax over an empty axis".into()));
@@ -424,7 +444,7 @@ impl Kernel for ReduceSum {
         let kept: Vec<usize> = (0..rank)
             .map(|d| if reduced.contains(&d) { 1 } else { x.shape[d] })
             .collect();
-        let values = x.to_f64()?;
+        let values = x.f64_values()?;
         let mut sums = vec![0.0; kept.iter().product()];
         super::broadcast::for_each([&x.shape[..], &kept[..]], |[i, o]| sums[o] += values[i])?;
         let shape = if self.keep_dims {

@@ -24,6 +24,15 @@ pub trait Kernel: Send + Sync {
     /// `inputs` follow the node's input list; an omitted optional input is `None`.
     fn run(&self, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>>;
 
+    /// `run` with the first input given by value, because no later step reads it: kernels
+    /// that only relabel it (Reshape, Identity, same-type Cast) override this to skip a copy.
+    fn run_owned(&self, first: Tensor, rest: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
+        let mut inputs = Vec::with_capacity(rest.len() + 1);
+        inputs.push(Some(&first));
+        inputs.extend_from_slice(rest);
+        self.run(&inputs)
+    }
+
     /// Whether each output row depends only on the same input row (no reduction or reshape
     /// across the batch axis): graphs of such kernels run in parallel over blocks of rows.
     fn row_wise(&self) -> bool {

@@ -67,24 +67,42 @@ pub fn concat(ctx: &Context) -> Result<Box<dyn Kernel>> {
     }))
 }
 
+/// Each part's chunks land at their column offset in every output row: a strided copy that
+/// stays cheap when the chunks are single values (the usual [N, 1] columns).
+fn interleave_chunks<T: Copy + Default>(parts: &[&[T]], chunks: &[usize], outer: usize) -> Vec<T> {
+    let width: usize = chunks.iter().sum();
+    if width == 0 {
+        return Vec::new();
+    }
+    let mut out = vec![T::default(); outer * width];
+    let mut offset = 0;
+    for (values, &chunk) in parts.iter().zip(chunks) {
+        if chunk == 1 {
+            for (row, &v) in out.chunks_exact_mut(width).zip(values.iter()) {
+                row[offset] = v;
+            }
+        } else if chunk > 0 {
+            for (row, v) in out.chunks_exact_mut(width).zip(values.chunks_exact(chunk)) {
+                row[offset..offset + chunk].copy_from_slice(v);
+            }
+        }
+        offset += chunk;
+    }
+    out
+}
+
 macro_rules! concat_chunks {
     ($variant:ident, $parts:expr, $outer:expr, $chunks:expr) => {{
-        let slices: Vec<&Vec<_>> = $parts
+        let slices: Vec<&[_]> = $parts
             .iter()
             .map(|t| match &t.data {
-                Data::$variant(v) => Ok(v),
+                Data::$variant(v) => Ok(&v[..]),
                 _ => Err(Error::Model(
                     "Concat needs inputs of one element type".into(),
                 )),
             })
             .collect::<Result<_>>()?;
-        let mut out = Vec::with_capacity(slices.iter().map(|s| s.len()).sum());
-        for o in 0..$outer {
-            for (values, &chunk) in slices.iter().zip(&$chunks) {
-                out.extend_from_slice(&values[o * chunk..(o + 1) * chunk]);
-            }
-        }
-        Data::$variant(out)
+        Data::$variant(interleave_chunks(&slices, &$chunks, $outer))
     }};
 }
 
@@ -154,9 +172,8 @@ pub fn reshape(ctx: &Context) -> Result<Box<dyn Kernel>> {
     }))
 }
 
-impl Kernel for Reshape {
-    fn run(&self, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
-        let [x, shape] = required(inputs, "Reshape")?;
+impl Reshape {
+    fn target(&self, x: &Tensor, shape: &Tensor) -> Result<Vec<usize>> {
         let wanted = shape.as_i64()?;
         let mut out = Vec::with_capacity(wanted.len());
         let mut infer = None;
@@ -177,21 +194,34 @@ impl Kernel for Reshape {
             });
         }
         let known: usize = out.iter().product();
-        if let Some(d) = infer {
-            if known == 0 || x.len() % known != 0 {
-                return Err(Error::Model(format!(
-                    "cannot reshape {:?} to {wanted:?}",
-                    x.shape
-                )));
+        let fits = match infer {
+            Some(d) if known > 0 && x.len() % known == 0 => {
+                out[d] = x.len() / known;
+                true
             }
-            out[d] = x.len() / known;
-        } else if known != x.len() {
+            Some(_) => false,
+            None => known == x.len(),
+        };
+        if !fits {
             return Err(Error::Model(format!(
                 "cannot reshape {:?} to {wanted:?}",
                 x.shape
             )));
         }
-        Ok(vec![x.clone().reshaped(out)])
+        Ok(out)
+    }
+}
+
+impl Kernel for Reshape {
+    fn run(&self, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
+        let [x, shape] = required(inputs, "Reshape")?;
+        Ok(vec![x.clone().reshaped(self.target(x, shape)?)])
+    }
+
+    fn run_owned(&self, first: Tensor, rest: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
+        let [shape] = required(rest, "Reshape")?;
+        let target = self.target(&first, shape)?;
+        Ok(vec![first.reshaped(target)])
     }
 
     fn row_wise(&self) -> bool {
@@ -209,9 +239,8 @@ pub fn flatten(ctx: &Context) -> Result<Box<dyn Kernel>> {
     }))
 }
 
-impl Kernel for Flatten {
-    fn run(&self, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
-        let [x] = required(inputs, "Flatten")?;
+impl Flatten {
+    fn target(&self, x: &Tensor) -> Result<Vec<usize>> {
         let rank = x.rank();
         // Flatten's axis may equal the rank (everything folds into the first dimension).
         let axis = if self.axis == rank as i64 {
@@ -219,9 +248,22 @@ impl Kernel for Flatten {
         } else {
             normalize_axis(self.axis, rank)?
         };
-        let outer = x.shape[..axis].iter().product();
-        let inner = x.shape[axis..].iter().product();
-        Ok(vec![x.clone().reshaped(vec![outer, inner])])
+        Ok(vec![
+            x.shape[..axis].iter().product(),
+            x.shape[axis..].iter().product(),
+        ])
+    }
+}
+
+impl Kernel for Flatten {
+    fn run(&self, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
+        let [x] = required(inputs, "Flatten")?;
+        Ok(vec![x.clone().reshaped(self.target(x)?)])
+    }
+
+    fn run_owned(&self, first: Tensor, _: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
+        let target = self.target(&first)?;
+        Ok(vec![first.reshaped(target)])
     }
 
     fn row_wise(&self) -> bool {
