@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use pyo3::prelude::*;
 
 use super::batch::PyBatch;
@@ -60,9 +61,18 @@ impl PyParquetWriter {
         let mut state = self.state.lock().expect("writer lock poisoned");
         if let State::Empty = *state {
             let file = File::create(&self.path).map_err(|e| Error::io(&self.path, e))?;
-            let props = WriterProperties::builder()
-                .set_compression(self.codec.compression())
-                .build();
+            let mut props = WriterProperties::builder().set_compression(self.codec.compression());
+            // Scores are continuous: a dictionary of them never pays off, and building one
+            // (until the writer gives up on it) cost more than compressing the column.
+            for field in batch.schema().fields() {
+                if field.data_type().is_numeric() {
+                    props = props.set_column_dictionary_enabled(
+                        ColumnPath::from(field.name().as_str()),
+                        false,
+                    );
+                }
+            }
+            let props = props.build();
             let writer = ArrowWriter::try_new(file, batch.schema(), Some(props))
                 .map_err(|e| Error::parquet(&self.path, e))?;
             *state = State::Open(Box::new(writer), batch.schema());
