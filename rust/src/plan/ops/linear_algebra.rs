@@ -2,7 +2,7 @@
 
 use super::attrs::Attrs;
 use super::shape::normalize_axis;
-use super::{required, Context, Kernel};
+use super::{optional_i64, required, Context, Kernel};
 use crate::error::{Error, Result};
 use crate::plan::tensor::{Data, Tensor};
 
@@ -415,20 +415,10 @@ pub fn reduce_sum(ctx: &Context) -> Result<Box<dyn Kernel>> {
 
 impl Kernel for ReduceSum {
     fn run(&self, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
-        let x = inputs
-            .first()
-            .copied()
-            .flatten()
-            .ok_or_else(|| Error::Model("ReduceSum needs an input".into()))?;
+        let [x] = required(inputs, "ReduceSum")?;
         let axes = match &self.axes_attribute {
             Some(axes) => axes.clone(),
-            None => inputs
-                .get(1)
-                .copied()
-                .flatten()
-                .map(Tensor::to_i64)
-                .transpose()?
-                .unwrap_or_default(),
+            None => optional_i64(inputs, 1)?.unwrap_or_default(),
         };
         if axes.is_empty() && self.noop_with_empty_axes {
             return Ok(vec![x.clone()]);

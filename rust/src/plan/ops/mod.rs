@@ -8,6 +8,7 @@ mod broadcast;
 mod elementwise;
 mod linear_algebra;
 mod ml;
+pub(crate) mod post_transform;
 mod shape;
 mod tree;
 
@@ -77,6 +78,16 @@ impl<'a> Context<'a> {
         let name = self.attrs.node().input.get(i)?;
         self.constants.get(name)
     }
+}
+
+/// The `i`-th input as int64 values (axes, starts, steps), when the node was given it.
+pub fn optional_i64(inputs: &[Option<&Tensor>], i: usize) -> Result<Option<Vec<i64>>> {
+    inputs
+        .get(i)
+        .copied()
+        .flatten()
+        .map(Tensor::to_i64)
+        .transpose()
 }
 
 /// Build the kernel for the context's node.

@@ -1,7 +1,7 @@
 //! Operators that move elements without computing: Concat, Reshape, Flatten, Gather, Slice,
 //! Squeeze and Unsqueeze.
 
-use super::{required, Context, Kernel};
+use super::{optional_i64, required, Context, Kernel};
 use crate::error::{Error, Result};
 use crate::plan::tensor::{Data, Strings, Tensor};
 
@@ -345,19 +345,8 @@ pub fn slice(ctx: &Context) -> Result<Box<dyn Kernel>> {
 
 impl Kernel for Slice {
     fn run(&self, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
-        let x = inputs
-            .first()
-            .copied()
-            .flatten()
-            .ok_or_else(|| Error::Model("Slice needs an input".into()))?;
-        let read = |i: usize| -> Result<Option<Vec<i64>>> {
-            inputs
-                .get(i)
-                .copied()
-                .flatten()
-                .map(Tensor::to_i64)
-                .transpose()
-        };
+        let [x] = required(inputs, "Slice")?;
+        let read = |i: usize| optional_i64(inputs, i);
         let (starts, ends, axes, steps) = match &self.attributes {
             Some((s, e, a)) => (
                 s.clone(),
@@ -436,20 +425,10 @@ pub fn squeeze(op: &str, ctx: &Context) -> Result<Box<dyn Kernel>> {
 
 impl Kernel for Squeeze {
     fn run(&self, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
-        let x = inputs
-            .first()
-            .copied()
-            .flatten()
-            .ok_or_else(|| Error::Model("Squeeze needs an input".into()))?;
+        let [x] = required(inputs, "Squeeze")?;
         let axes = match &self.axes {
             Some(axes) => axes.clone(),
-            None => inputs
-                .get(1)
-                .copied()
-                .flatten()
-                .map(Tensor::to_i64)
-                .transpose()?
-                .unwrap_or_default(),
+            None => optional_i64(inputs, 1)?.unwrap_or_default(),
         };
         let shape = if self.unsqueeze {
             let rank = x.rank() + axes.len();

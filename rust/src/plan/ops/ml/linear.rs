@@ -10,9 +10,9 @@
 use std::sync::Arc;
 
 use super::super::Kernel;
-use super::post_transform::{logistic, probit, PostTransform};
 use super::{Attrs, NodeName};
 use crate::error::Result;
+use crate::plan::ops::post_transform::{logistic, probit, PostTransform};
 use crate::plan::tensor::{Data, Strings, Tensor};
 
 /// The model's coefficients, transposed to [features, targets] and widened once to f64.

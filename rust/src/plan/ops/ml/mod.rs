@@ -19,7 +19,6 @@ mod label_encoder;
 mod linear;
 mod lookup;
 mod one_hot;
-pub(crate) mod post_transform;
 mod scaler;
 
 use std::fmt::Display;

@@ -17,7 +17,7 @@
 //! built (`Classification::check`).
 
 use super::aggregate::Aggregate;
-use super::transform::{logistic, probit, PostTransform};
+use crate::plan::ops::post_transform::{logistic, probit, PostTransform};
 
 #[derive(Clone, Debug)]
 pub struct Regression {

@@ -12,9 +12,9 @@ use std::collections::HashMap;
 use super::aggregate::Aggregate;
 use super::ensemble::{Branch, Child, Ensemble, Mode, SplitType, Weight, MAX_FEATURES};
 use super::head::{Classification, Regression};
-use super::transform::PostTransform;
 use super::{Attrs, Labels};
 use crate::error::Result;
+use crate::plan::ops::post_transform::PostTransform;
 
 /// What a legacy node reads into, before the kernel is assembled.
 pub struct Legacy {

@@ -24,7 +24,6 @@ mod layout;
 mod legacy;
 mod merge;
 mod node;
-mod transform;
 mod v5;
 
 #[cfg(test)]

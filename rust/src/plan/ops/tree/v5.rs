@@ -10,10 +10,10 @@
 use super::aggregate::Aggregate;
 use super::ensemble::{member_set, Branch, Child, Ensemble, Mode, SplitType, Weight, MAX_FEATURES};
 use super::head::Regression;
-use super::transform::PostTransform;
 use super::Attrs;
 use crate::error::Result;
 use crate::plan::onnx::TensorProto;
+use crate::plan::ops::post_transform::PostTransform;
 use crate::plan::tensor::Data;
 
 /// ONNX's UINT8 element type, which `Tensor` does not decode.
