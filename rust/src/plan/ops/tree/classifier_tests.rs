@@ -1,31 +1,10 @@
 //! TreeEnsembleClassifier end to end, and the errors every operator reports. Expected scores
 //! are onnxruntime 1.32's float32 outputs (compared within 1e-6).
 
-use super::tests::{attr, doubles, int, ints, kernel, modes, values};
+use super::tests::{doubles, floats, int, ints, kernel, modes, string, strings, values};
 use crate::error::Error;
 use crate::plan::onnx::AttributeProto;
 use crate::plan::tensor::Tensor;
-
-fn floats(name: &str, floats: &[f32]) -> AttributeProto {
-    AttributeProto {
-        floats: floats.to_vec(),
-        ..attr(name)
-    }
-}
-
-fn strings(name: &str, strings: &[&str]) -> AttributeProto {
-    AttributeProto {
-        strings: strings.iter().map(|s| s.as_bytes().to_vec()).collect(),
-        ..attr(name)
-    }
-}
-
-fn string(name: &str, s: &str) -> AttributeProto {
-    AttributeProto {
-        s: s.as_bytes().to_vec(),
-        ..attr(name)
-    }
-}
 
 /// One split on feature 0 at 0.5; weights `(class, node, weight)` on leaves 1 (x <= 0.5) and 2.
 fn classifier(weights: &[(i64, i64, f32)], extra: Vec<AttributeProto>) -> Vec<AttributeProto> {

@@ -24,21 +24,21 @@ pub fn int(name: &str, i: i64) -> AttributeProto {
     AttributeProto { i, ..attr(name) }
 }
 
-fn floats(name: &str, floats: &[f32]) -> AttributeProto {
+pub fn floats(name: &str, floats: &[f32]) -> AttributeProto {
     AttributeProto {
         floats: floats.to_vec(),
         ..attr(name)
     }
 }
 
-fn strings(name: &str, strings: &[&str]) -> AttributeProto {
+pub fn strings(name: &str, strings: &[&str]) -> AttributeProto {
     AttributeProto {
         strings: strings.iter().map(|s| s.as_bytes().to_vec()).collect(),
         ..attr(name)
     }
 }
 
-fn string(name: &str, s: &str) -> AttributeProto {
+pub fn string(name: &str, s: &str) -> AttributeProto {
     AttributeProto {
         s: s.as_bytes().to_vec(),
         ..attr(name)
