@@ -63,7 +63,7 @@ def native_breakdown(
     parts = plan_parts(files, batch_rows, 4 * 1024 * 1024)
     seconds["read"] += time.perf_counter() - started
     for part in parts:
-        writer = ParquetWriter(out / part.name, "zstd")
+        writer = ParquetWriter(out / part.name, "zstd", threads)
         source = str(inputs[part.file_index])
         for row_groups in part.row_groups:
             started = time.perf_counter()

@@ -134,6 +134,35 @@ def test_writer_round_trip_and_misuse(tmp_path):
         batch.with_columns([("q", np.zeros(3, dtype=np.complex64))])
 
 
+def test_writer_encodes_each_kind_of_column_for_its_values(tmp_path):
+    """Scores split into byte planes without a dictionary, identifiers plain, labels and
+    constants through a dictionary; one row group per batch, every value back as written."""
+    rows = 5000
+    rng = np.random.default_rng(3)
+    batch = Batch.from_arrow(pa.table({"id": np.arange(rows, dtype=np.int64)})).with_columns(
+        [
+            ("p", rng.random(rows)),
+            ("label", rng.integers(0, 3, rows)),
+            ("version", 4),
+            ("name", "credit"),
+        ]
+    )
+    writer = ParquetWriter(tmp_path / "out.parquet", "zstd", 2)
+    writer.write(batch)
+    writer.write(batch)
+    writer.close()
+    file = pq.ParquetFile(tmp_path / "out.parquet")
+    assert file.metadata.num_row_groups == 2
+    encodings = {
+        column.path_in_schema: set(column.encodings)
+        for column in map(file.metadata.row_group(0).column, range(file.metadata.num_columns))
+    }
+    assert "BYTE_STREAM_SPLIT" in encodings["p"] and "RLE_DICTIONARY" not in encodings["p"]
+    assert "RLE_DICTIONARY" not in encodings["id"]
+    assert all("RLE_DICTIONARY" in encodings[c] for c in ("label", "version", "name"))
+    assert file.read().equals(pa.Table.from_batches([pa.record_batch(batch)] * 2))
+
+
 def test_unreadable_file_names_the_path(tmp_path):
     (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really")
     with pytest.raises(DataFileError, match=r"bad\.parquet: not a readable Parquet file"):

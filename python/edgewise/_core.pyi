@@ -55,9 +55,12 @@ class ParquetFile:
 
 @final
 class ParquetWriter:
-    """Streams batches into a Parquet file; `close` writes the footer and fsyncs."""
+    """Streams batches into a Parquet file, one row group per batch, its columns encoded on
+    `threads` threads (default: one per core); `close` writes the footer and fsyncs."""
 
-    def __new__(cls, path: str | os.PathLike[str], compression: str = "zstd") -> ParquetWriter: ...
+    def __new__(
+        cls, path: str | os.PathLike[str], compression: str = "zstd", threads: int | None = None
+    ) -> ParquetWriter: ...
     def write(self, batch: Batch) -> None: ...
     def close(self) -> int:
         """Finish the file; returns its size in bytes."""

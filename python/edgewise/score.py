@@ -150,6 +150,7 @@ class ScoreRun:
         self.keep = list(dict.fromkeys(keep))
         self.strict = strict
         self.compression = compression
+        self.threads = threads
         self.files = [self._open(path, threads) for path in inputs]
         self.read_columns = list(dict.fromkeys([*model.layout.columns, *self.keep]))
         # Categorical inputs stay dictionary-encoded from Parquet to the model's input tensors.
@@ -305,7 +306,7 @@ class ScoreRun:
         source = str(path)
         tmp_scores = self.out / TMP_DIR / part.name
         tmp_quarantine = self.out / TMP_DIR / f"quarantine-{part.name}"
-        scores = ParquetWriter(tmp_scores, self.compression)
+        scores = ParquetWriter(tmp_scores, self.compression, self.threads)
         quarantine: ParquetWriter | None = None
         scored = rejected_total = 0
         first_row = part.first_row
@@ -320,7 +321,9 @@ class ScoreRun:
             writes.submit(scores, self._scored(batch, result))
             scored += int(result.accepted.sum())
             if len(rejected):
-                quarantine = quarantine or ParquetWriter(tmp_quarantine, self.compression)
+                quarantine = quarantine or ParquetWriter(
+                    tmp_quarantine, self.compression, self.threads
+                )
                 writes.submit(
                     quarantine, self._rejected(batch, source, first_row, rejected, reasons)
                 )
