@@ -11,6 +11,7 @@ from .exceptions import (
     EdgewiseError,
     ModelError,
     SchemaError,
+    ProfileFormatError,
     ScoreRunError,
     UnsupportedModelError,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "Model",
     "ModelError",
     "SchemaError",
+    "ProfileFormatError",
     "ScoreRunError",
     "ScoreSummary",
     "UnsupportedModelError",

@@ -31,5 +31,9 @@ class UnsupportedModelError(ModelError):
     """The native engine cannot run this graph (an operator or type outside its subset)."""
 
 
+class ProfileFormatError(EdgewiseError, ValueError):
+    """Profile bytes are truncated, corrupt, or of a format version this edgewise cannot read."""
+
+
 class ScoreRunError(EdgewiseError, RuntimeError):
     """An output directory holds a different run, so it cannot be resumed or reused."""

@@ -11,6 +11,7 @@ pyo3::import_exception!(edgewise.exceptions, DataFileError);
 pyo3::import_exception!(edgewise.exceptions, SchemaError);
 pyo3::import_exception!(edgewise.exceptions, ModelError);
 pyo3::import_exception!(edgewise.exceptions, UnsupportedModelError);
+pyo3::import_exception!(edgewise.exceptions, ProfileFormatError);
 
 /// Everything that can go wrong in the core.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +42,9 @@ pub enum Error {
     /// A model uses operators or types outside what the native engine runs.
     #[error("{0}")]
     Unsupported(String),
+    /// Serialized profile bytes are truncated, corrupt or of an unknown version.
+    #[error("not a valid profile: {0}")]
+    Corrupt(String),
     /// Arrow failed on data that passed our checks: a bug or an exotic type.
     #[error("arrow: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
@@ -80,6 +84,7 @@ impl From<Error> for PyErr {
             Error::Schema { .. } => SchemaError::new_err(message),
             Error::Model(_) => ModelError::new_err(message),
             Error::Unsupported(_) => UnsupportedModelError::new_err(message),
+            Error::Corrupt(_) => ProfileFormatError::new_err(message),
             Error::InvalidArgument(_) | Error::Arrow(_) => {
                 pyo3::exceptions::PyValueError::new_err(message)
             }

@@ -3,6 +3,7 @@
 pub mod arrow;
 pub mod error;
 pub mod plan;
+pub mod profile;
 pub mod runtime;
 pub mod schema;
 pub mod score;

@@ -1,0 +1,1 @@
+//! KLL quantile sketch (being written).
