@@ -9,7 +9,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/edgewise/cargo-target
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help dev demo test lint format test-rust test-python bench clean
+.PHONY: help dev demo test lint format test-rust test-python system-deps bench clean
 
 help:
 	@echo "make demo   set up and run the demo"
@@ -44,7 +44,11 @@ format: dev
 test-rust:
 	cargo test --release --locked
 
-test-python: dev
+# Debian packages the Python tests run for real (a headless browser); installs only what is missing.
+system-deps:
+	bash tests/system_deps.sh
+
+test-python: dev system-deps
 	$(BIN)/python -m pytest -m "not slow"
 
 test: lint test-rust test-python

@@ -51,8 +51,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -60,7 +58,6 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -78,12 +75,12 @@ from breakdown import (
     sample_frame,
     visit_rate,
 )
+from report import cores, environment, markdown_table
 
 from edgewise import Bundle
 from edgewise.compile import compile_pipeline
 from edgewise.compile.convert import input_layout, to_onnx
 from edgewise.datasets import FEATURES, TARGET, credit_frame, credit_pipeline, write_credit_parquet
-from edgewise.environment import library_versions
 from edgewise.schema import InputSchema
 
 MODELS = ("logistic", "hist_gradient_boosting", "random_forest")
@@ -111,10 +108,6 @@ LIBRARIES = (
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 # --- data and models -------------------------------------------------------------------------
@@ -497,38 +490,6 @@ def memory_check(args: argparse.Namespace) -> dict[str, Any]:
 # --- reporting -------------------------------------------------------------------------------
 
 
-def environment() -> dict[str, Any]:
-    versions = library_versions(LIBRARIES)
-    return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cores": cores(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "libraries": versions,
-    }
-
-
-def markdown_table(header: Sequence[str], lines: list[Sequence[str]], right: set[int]) -> list[str]:
-    """A Markdown table with aligned columns; columns in `right` are right-aligned numbers."""
-    widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
-
-    def render(row: Sequence[str]) -> str:
-        cells = [
-            c.rjust(w) if i in right else c.ljust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        return "| " + " | ".join(cells) + " |"
-
-    rule = (
-        "|"
-        + "|".join(
-            "-" * (w + 1) + ":" if i in right else "-" * (w + 2) for i, w in enumerate(widths)
-        )
-        + "|"
-    )
-    return [render(header), rule, *map(render, lines)]
-
-
 def format_table(report: dict[str, Any]) -> str:
     header = ("model", "tool", "seconds", "M rows/s", "ratio", "peak RSS")
     lines = []
@@ -687,7 +648,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    report: dict[str, Any] = {"environment": environment()}
+    report: dict[str, Any] = {"environment": environment(LIBRARIES)}
     if args.memory_check:
         report["memory"] = memory_check(args)
         table = format_memory(report["memory"])

@@ -10,12 +10,13 @@ from .exceptions import (
     DataFileError,
     EdgewiseError,
     ModelError,
-    SchemaError,
     ProfileFormatError,
+    SchemaError,
     ScoreRunError,
     UnsupportedModelError,
 )
 from .model import Model
+from .profiles import Profile, profile
 from .score import ScoreSummary, score
 
 __all__ = [
@@ -27,11 +28,13 @@ __all__ = [
     "EdgewiseError",
     "Model",
     "ModelError",
-    "SchemaError",
+    "Profile",
     "ProfileFormatError",
+    "SchemaError",
     "ScoreRunError",
     "ScoreSummary",
     "UnsupportedModelError",
     "__version__",
+    "profile",
     "score",
 ]

@@ -104,3 +104,35 @@ class Plan:
         """Run on numpy arrays keyed by graph input name, like onnxruntime's session.run."""
     def run(self, batch: Batch, threads: int | None = None) -> dict[str, npt.NDArray[Any]]:
         """Run on an Arrow batch, in parallel over blocks of rows."""
+
+@final
+class Profile:
+    """A mergeable profile of a table's columns: counts, nulls, NaN and infinities, moments,
+    KLL quantiles, HLL distinct counts and frequent categories."""
+
+    def __new__(
+        cls, batch: Batch, k: int = 200, sensitive: list[str] = ..., threads: int | None = None
+    ) -> Profile:
+        """An empty profile of the columns of `batch` (its rows are not added): quantile sketches
+        of accuracy `k`, and no raw values kept for the `sensitive` columns."""
+    def update(self, batch: Batch) -> None:
+        """Add the rows of `batch` (which has at least this profile's columns)."""
+    def merge(self, other: Profile) -> Profile:
+        """A new profile of both profiles' rows; the columns must be the same."""
+    def to_bytes(self) -> bytes: ...
+    @staticmethod
+    def from_bytes(data: bytes, threads: int | None = None) -> Profile:
+        """Read a profile back; raises `ProfileFormatError` for bytes that are not one."""
+    @property
+    def rows(self) -> int: ...
+    @property
+    def k(self) -> int: ...
+    @property
+    def column_names(self) -> list[str]: ...
+    def column_sizes(self) -> list[tuple[str, int]]:
+        """Bytes each column takes in `to_bytes`."""
+    def quantiles(self, column: str, fractions: list[float]) -> list[float | None]:
+        """Values at the given fractions of a numeric column (None if it has no finite values
+        or is sensitive)."""
+    def summary(self) -> list[dict[str, Any]]:
+        """Each column's statistics."""

@@ -24,5 +24,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<arrow::parquet_write::PyParquetWriter>()?;
     m.add_class::<score::inputs::PyInputLayout>()?;
     m.add_class::<plan::PyPlan>()?;
+    m.add_class::<profile::python::PyProfile>()?;
     Ok(())
 }

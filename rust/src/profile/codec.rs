@@ -116,7 +116,9 @@ impl<'a> Reader<'a> {
     pub fn finish(&self, what: &str) -> Result<()> {
         match self.remaining() {
             0 => Ok(()),
-            extra => Err(corrupt(format!("{extra} unexpected bytes after the {what}"))),
+            extra => Err(corrupt(format!(
+                "{extra} unexpected bytes after the {what}"
+            ))),
         }
     }
 }
@@ -148,7 +150,10 @@ mod tests {
         let mut short = Reader::new(&out[..5]);
         short.u8("a").unwrap();
         let err = short.u64("the count").unwrap_err().to_string();
-        assert!(err.contains("truncated at byte 1: the count needs 8 bytes"), "{err}");
+        assert!(
+            err.contains("truncated at byte 1: the count needs 8 bytes"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,0 +1,240 @@
+//! The statistics of a numeric (or temporal) column's non-null values.
+
+use std::borrow::Cow;
+
+use super::codec::{self, Reader, Write};
+use super::distinct::Distinct;
+use super::histogram::Histogram;
+use super::kll::Kll;
+use super::moments::Moments;
+use super::values::ValueCounts;
+use crate::error::Result;
+
+#[derive(Clone, Debug)]
+pub struct NumericStats {
+    pub nan: u64,
+    pub positive_infinity: u64,
+    pub negative_infinity: u64,
+    /// Over the finite values.
+    pub moments: Moments,
+    pub distinct: Distinct,
+    pub shape: Shape,
+}
+
+/// How the distribution of the finite values is kept.
+#[derive(Clone, Debug)]
+pub enum Shape {
+    /// The exact range, a quantile sketch, and exact counts while the column has few values.
+    Open {
+        range: Option<(f64, f64)>,
+        quantiles: Kll,
+        values: Option<ValueCounts>,
+    },
+    /// A sensitive column: a histogram whose bins do not depend on the data, and nothing else
+    /// that holds a raw value.
+    Private(Histogram),
+}
+
+impl NumericStats {
+    pub fn new(k: u16, sensitive: bool) -> Result<Self> {
+        let shape = if sensitive {
+            Shape::Private(Histogram::default())
+        } else {
+            Shape::Open {
+                range: None,
+                quantiles: Kll::new(k)?,
+                values: Some(ValueCounts::default()),
+            }
+        };
+        Ok(Self {
+            nan: 0,
+            positive_infinity: 0,
+            negative_infinity: 0,
+            moments: Moments::default(),
+            distinct: Distinct::default(),
+            shape,
+        })
+    }
+
+    /// Adds non-null values (NaN and infinities are counted apart from the finite ones).
+    pub fn update(&mut self, values: &[f64]) {
+        let finite = self.split_off_non_finite(values);
+        let finite = finite.as_ref();
+        self.moments.merge(&Moments::of(finite));
+        for &value in finite {
+            // -0.0 and 0.0 are one value.
+            self.distinct.update((value + 0.0).to_bits());
+        }
+        match &mut self.shape {
+            Shape::Open {
+                range,
+                quantiles,
+                values,
+            } => {
+                if let Some((low, high)) = min_max(finite) {
+                    let (min, max) = range.get_or_insert((low, high));
+                    *min = min.min(low);
+                    *max = max.max(high);
+                }
+                for &value in finite {
+                    quantiles.update(value);
+                }
+                if values.as_mut().is_some_and(|counts| !counts.update(finite)) {
+                    *values = None;
+                }
+            }
+            Shape::Private(histogram) => histogram.update(finite),
+        }
+    }
+
+    /// The finite values, borrowed when there is nothing else (the usual case).
+    fn split_off_non_finite<'a>(&mut self, values: &'a [f64]) -> Cow<'a, [f64]> {
+        if values.iter().all(|v| v.is_finite()) {
+            return Cow::Borrowed(values);
+        }
+        let mut finite = Vec::with_capacity(values.len());
+        for &value in values {
+            if value.is_finite() {
+                finite.push(value);
+            } else if value.is_nan() {
+                self.nan += 1;
+            } else if value > 0.0 {
+                self.positive_infinity += 1;
+            } else {
+                self.negative_infinity += 1;
+            }
+        }
+        Cow::Owned(finite)
+    }
+
+    pub fn merge(&mut self, other: &Self) -> Result<()> {
+        self.nan += other.nan;
+        self.positive_infinity += other.positive_infinity;
+        self.negative_infinity += other.negative_infinity;
+        self.moments.merge(&other.moments);
+        self.distinct.merge(&other.distinct);
+        match (&mut self.shape, &other.shape) {
+            (
+                Shape::Open {
+                    range,
+                    quantiles,
+                    values,
+                },
+                Shape::Open {
+                    range: other_range,
+                    quantiles: other_quantiles,
+                    values: other_values,
+                },
+            ) => {
+                *range = match (*range, *other_range) {
+                    (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
+                    (a, b) => a.or(b),
+                };
+                quantiles.merge(other_quantiles);
+                *values = match (values.take(), other_values) {
+                    (Some(mut mine), Some(theirs)) => mine.merge(theirs).then_some(mine),
+                    _ => None,
+                };
+            }
+            (Shape::Private(histogram), Shape::Private(other)) => histogram.merge(other),
+            _ => {
+                return Err(crate::error::Error::InvalidArgument(
+                    "a sensitive column cannot be merged with a column that is not".into(),
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    pub fn finite(&self) -> u64 {
+        self.moments.count
+    }
+
+    pub fn write(&self, out: &mut Vec<u8>) {
+        out.put_u64(self.nan);
+        out.put_u64(self.positive_infinity);
+        out.put_u64(self.negative_infinity);
+        self.moments.write(out);
+        self.distinct.write(out);
+        match &self.shape {
+            Shape::Open {
+                range,
+                quantiles,
+                values,
+            } => {
+                out.put_u8(0);
+                let (min, max) = range.unwrap_or((f64::NAN, f64::NAN));
+                out.put_f64(min);
+                out.put_f64(max);
+                quantiles.write(out);
+                match values {
+                    Some(values) => {
+                        out.put_u8(1);
+                        values.write(out);
+                    }
+                    None => out.put_u8(0),
+                }
+            }
+            Shape::Private(histogram) => {
+                out.put_u8(1);
+                histogram.write(out);
+            }
+        }
+    }
+
+    pub fn read(reader: &mut Reader<'_>) -> Result<Self> {
+        let nan = reader.u64("NaN count")?;
+        let positive_infinity = reader.u64("infinity count")?;
+        let negative_infinity = reader.u64("infinity count")?;
+        let moments = Moments::read(reader)?;
+        let distinct = Distinct::read(reader)?;
+        let shape = match reader.u8("numeric shape")? {
+            0 => {
+                let (min, max) = (reader.f64("minimum")?, reader.f64("maximum")?);
+                let range = match (
+                    moments.count,
+                    min <= max && min.is_finite() && max.is_finite(),
+                ) {
+                    (0, _) if min.is_nan() && max.is_nan() => None,
+                    (1.., true) => Some((min, max)),
+                    _ => return Err(codec::corrupt(format!("impossible range {min}..{max}"))),
+                };
+                let quantiles = Kll::read(reader)?;
+                if quantiles.n() != moments.count {
+                    return Err(codec::corrupt(
+                        "the quantile sketch and the moments count different values",
+                    ));
+                }
+                let values = match reader.u8("value counts flag")? {
+                    0 => None,
+                    1 => Some(ValueCounts::read(reader)?),
+                    other => return Err(codec::corrupt(format!("value counts flag {other}"))),
+                };
+                Shape::Open {
+                    range,
+                    quantiles,
+                    values,
+                }
+            }
+            1 => Shape::Private(Histogram::read(reader)?),
+            other => return Err(codec::corrupt(format!("unknown numeric shape {other}"))),
+        };
+        Ok(Self {
+            nan,
+            positive_infinity,
+            negative_infinity,
+            moments,
+            distinct,
+            shape,
+        })
+    }
+}
+
+fn min_max(values: &[f64]) -> Option<(f64, f64)> {
+    let first = *values.first()?;
+    Some(
+        values
+            .iter()
+            .fold((first, first), |(lo, hi), &v| (lo.min(v), hi.max(v))),
+    )
+}
