@@ -16,7 +16,7 @@ from .exceptions import (
     UnsupportedModelError,
 )
 from .model import Model
-from .profiles import Profile, profile
+from .profiles import DriftReport, Profile, drift, profile
 from .score import ScoreSummary, score
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "BundleError",
     "DataError",
     "DataFileError",
+    "DriftReport",
     "EdgewiseError",
     "Model",
     "ModelError",
@@ -35,6 +36,7 @@ __all__ = [
     "ScoreSummary",
     "UnsupportedModelError",
     "__version__",
+    "drift",
     "profile",
     "score",
 ]

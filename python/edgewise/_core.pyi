@@ -136,3 +136,41 @@ class Profile:
         or is sensitive)."""
     def summary(self) -> list[dict[str, Any]]:
         """Each column's statistics."""
+
+def drift_exact_numeric(
+    reference: npt.NDArray[np.float64], current: npt.NDArray[np.float64], bins: int = 10
+) -> dict[str, float]:
+    """Every numeric drift metric between two samples, computed on all their values.
+
+    NaN and infinities are dropped and counted (`reference_missing`, `current_missing`); the
+    values compared are `reference_count` and `current_count`. Metrics: `ks`, the two-sample
+    Kolmogorov-Smirnov statistic, and `ks_band` (0 here, exact); `wasserstein`, and
+    `wasserstein_normed` over max(reference std, 0.001) as Evidently reports it;
+    `psi_evidently` and `js_evidently` on Evidently's bins; `psi_quantile` and `js_quantile` on
+    `bins` equal-mass bins of the reference, open at both ends; `js_nannyml` on NannyML's bins.
+    Jensen-Shannon distances are in nats, except NannyML's in bits. Raises ValueError when a
+    side has no value left.
+    """
+
+def drift_exact_categorical(
+    reference: Sequence[str | float | None] | npt.NDArray[np.object_],
+    current: Sequence[str | float | None] | npt.NDArray[np.object_],
+) -> dict[str, Any]:
+    """Every categorical drift metric between two samples of str; None and NaN are missing.
+
+    Keys: `reference_count`, `reference_missing`, `current_count`, `current_missing`,
+    `categories` (seen in either), `linf` (largest difference in a category's share), `chi2`
+    (a dict: `statistic`, `dof`, `p_value` as scipy's `chi2_contingency` with its default Yates
+    correction for two categories, and `cramers_v` from the uncorrected statistic), `psi` and
+    `js` (nats) over the categories.
+    """
+
+def drift_profiles(
+    reference: Profile,
+    current: Profile,
+    numeric_threshold: float = 0.1,
+    categorical_threshold: float = 0.05,
+    significance: float = 0.001,
+) -> list[dict[str, Any]]:
+    """Each column of either profile compared: name, kind, method, score, threshold, drifted,
+    metrics and distribution (for plots)."""

@@ -1,6 +1,7 @@
 //! edgewise-core: the hot paths of edgewise, exposed to Python as `edgewise._core`.
 
 pub mod arrow;
+pub mod drift;
 pub mod error;
 pub mod plan;
 pub mod profile;
@@ -25,5 +26,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<score::inputs::PyInputLayout>()?;
     m.add_class::<plan::PyPlan>()?;
     m.add_class::<profile::python::PyProfile>()?;
+    m.add_function(wrap_pyfunction!(drift::python::drift_exact_numeric, m)?)?;
+    m.add_function(wrap_pyfunction!(drift::python::drift_exact_categorical, m)?)?;
+    m.add_function(wrap_pyfunction!(drift::python::drift_profiles, m)?)?;
     Ok(())
 }

@@ -10,6 +10,7 @@ from .. import __version__
 from ..exceptions import EdgewiseError
 from .compile import compile_command
 from .demo import demo_command
+from .profiles import drift_command, profile_command
 from .score import score_command
 
 
@@ -40,4 +41,6 @@ def main(debug: bool) -> None:
 
 main.add_command(compile_command)
 main.add_command(score_command)
+main.add_command(profile_command)
+main.add_command(drift_command)
 main.add_command(demo_command)

@@ -2,6 +2,7 @@
 `profile` and `drift` modules, with their reports (terminal, JSON, HTML)."""
 
 from .._core import Profile
+from .drift import ColumnDrift, DriftReport, drift
 from .profile import profile
 
-__all__ = ["Profile", "profile"]
+__all__ = ["ColumnDrift", "DriftReport", "Profile", "drift", "profile"]

@@ -101,18 +101,7 @@ mod tests {
     #[test]
     fn every_value_falls_inside_its_bin() {
         for value in [
-            -1e300,
-            -3.0,
-            -1.0,
-            -1e-30,
-            0.0,
-            1e-25,
-            0.7,
-            1.0,
-            1.19,
-            1.2,
-            5e12,
-            1e300,
+            -1e300, -3.0, -1.0, -1e-30, 0.0, 1e-25, 0.7, 1.0, 1.19, 1.2, 5e12, 1e300,
         ] {
             let (low, high) = Histogram::edges(Histogram::bin(value));
             assert!(
