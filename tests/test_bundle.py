@@ -9,8 +9,9 @@ import tarfile
 import pyarrow.parquet as pq
 import pytest
 
-from edgewise import Bundle, BundleError
+from edgewise import Bundle, BundleError, Profile
 from edgewise.bundle import FORMAT_VERSION, MEMBER_LIMITS
+from edgewise.datasets import FEATURES
 
 
 def rebuild(members: list[tuple[tarfile.TarInfo, bytes]]) -> bytes:
@@ -109,3 +110,31 @@ def test_not_a_bundle(tmp_path):
         Bundle.read(path)
     with pytest.raises(BundleError, match=r"missing\.ewb: cannot read bundle"):
         Bundle.read(tmp_path / "missing.ewb")
+
+
+def test_reference_profile_is_the_training_data_profile_and_covered_by_the_manifest(
+    bundle: Bundle, credit_train
+):
+    reference = Profile.from_bytes(bundle.reference)
+    assert reference.rows == len(credit_train)
+    assert set(reference.column_names) == set(FEATURES)
+    assert bundle.manifest["files"]["reference.profile"]["length"] == len(bundle.reference)
+    members = members_of(bundle.to_bytes())
+    tampered = [
+        regular(info.name, data[:-1] + b"\x00")
+        if info.name == "reference.profile"
+        else (info, data)
+        for info, data in members
+    ]
+    with pytest.raises(BundleError, match=r"reference\.profile does not match the hash"):
+        Bundle.from_bytes(rebuild(tampered))
+    dropped = [(info, data) for info, data in members if info.name != "reference.profile"]
+    with pytest.raises(
+        BundleError, match=r"the manifest lists reference\.profile, which is missing"
+    ):
+        Bundle.from_bytes(rebuild(dropped))
+    # A bundle made without a reference profile is complete without it.
+    bare = Bundle.create(
+        {k: v for k, v in bundle.manifest.items() if k != "files"}, bundle.model, bundle.health
+    )
+    assert Bundle.from_bytes(bare.to_bytes()).reference is None

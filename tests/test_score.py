@@ -15,9 +15,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
 
 import edgewise
 from edgewise import DataError, DataFileError, SchemaError, ScoreRunError
+from edgewise.cli import main
 from edgewise.datasets import FEATURES, credit_frame, write_credit_parquet
 from edgewise.score import plan_parts, resolve_inputs
 
@@ -240,3 +242,32 @@ def test_keep_column_may_not_shadow_a_score_column(tmp_path, bundle_path):
     source = write_frame(tmp_path / "in.parquet", frame)
     with pytest.raises(SchemaError, match="--keep: column 'label': clashes with an output column"):
         edgewise.score(bundle_path, source, tmp_path / "out", keep=["label"])
+
+
+def test_profile_of_the_scored_data_and_drift_from_the_training_data(tmp_path, bundle_path):
+    frame = credit_frame(6000, seed=11)
+    source = write_frame(tmp_path / "in.parquet", frame)
+    summary = edgewise.score(bundle_path, source, tmp_path / "same", profile=True, part_rows=2000)
+    assert summary.parts == 3 and summary.drifted_columns == []
+    scored = edgewise.Profile.from_bytes(
+        (tmp_path / "same" / "_edgewise_profile.ewprofile").read_bytes()
+    )
+    assert scored.rows == 6000 and set(scored.column_names) == set(FEATURES)
+    whole = {c["name"]: c for c in edgewise.profile(source, columns=FEATURES).summary()}
+    for column in scored.summary():
+        for key in ("nulls", "min", "max", "top"):
+            assert column.get(key) == whole[column["name"]].get(key), (column["name"], key)
+
+    moved = frame.assign(income=frame["income"] * 1.6)
+    shifted = write_frame(tmp_path / "moved.parquet", moved)
+    result = CliRunner().invoke(
+        main, ["score", str(bundle_path), str(shifted), "-o", str(tmp_path / "moved"), "--profile"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "warning: the scored data drifted from the training data in 1 column(s): income" in (
+        result.output
+    )
+    report = CliRunner().invoke(
+        main, ["drift", str(bundle_path), str(tmp_path / "moved" / "_edgewise_profile.ewprofile")]
+    )
+    assert "DRIFT income" in " ".join(report.output.split())

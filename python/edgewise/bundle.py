@@ -7,6 +7,8 @@ Layout (format version 1)::
                      covers the whole bundle)
     model.onnx       the model graph
     health.parquet   sample inputs with the outputs the fitted pipeline gave for them
+    reference.profile  the training data's profile, for drift (docs/drift.md); bundles
+                     compiled before it existed lack it
 
 Reading is defensive: only regular files with known names, each within a size cap that is
 checked before anything is read, and every member must match the hash the manifest lists.
@@ -31,9 +33,11 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 MODEL = "model.onnx"
 HEALTH = "health.parquet"
+REFERENCE = "reference.profile"
 
 #: Upper bounds on member sizes, checked from the tar header before reading.
-MEMBER_LIMITS = {MANIFEST: 4 << 20, MODEL: 2 << 30, HEALTH: 256 << 20}
+MEMBER_LIMITS = {MANIFEST: 4 << 20, MODEL: 2 << 30, HEALTH: 256 << 20, REFERENCE: 64 << 20}
+REQUIRED_MEMBERS = (MANIFEST, MODEL, HEALTH)
 
 
 def sha256_hex(data: bytes) -> str:
@@ -45,6 +49,7 @@ class Bundle:
     manifest: dict[str, Any]
     model: bytes
     health: bytes
+    reference: bytes | None = None
 
     @property
     def name(self) -> str:
@@ -55,24 +60,29 @@ class Bundle:
         return int(self.manifest["version"])
 
     @classmethod
-    def create(cls, manifest: dict[str, Any], model: bytes, health: bytes) -> Bundle:
+    def create(
+        cls, manifest: dict[str, Any], model: bytes, health: bytes, reference: bytes | None = None
+    ) -> Bundle:
         """A bundle whose manifest records the format and the hash of each member."""
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             **manifest,
             "files": {
-                MODEL: {"length": len(model), "sha256": sha256_hex(model)},
-                HEALTH: {"length": len(health), "sha256": sha256_hex(health)},
+                name: {"length": len(data), "sha256": sha256_hex(data)}
+                for name, data in _payload(model, health, reference)
             },
         }
-        return cls(manifest, model, health)
+        return cls(manifest, model, health, reference)
+
+    def _members(self) -> list[tuple[str, bytes]]:
+        manifest = json.dumps(self.manifest, indent=2, sort_keys=True).encode()
+        return [(MANIFEST, manifest), *_payload(self.model, self.health, self.reference)]
 
     def to_bytes(self) -> bytes:
-        manifest = json.dumps(self.manifest, indent=2, sort_keys=True).encode()
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for name, data in ((MANIFEST, manifest), (MODEL, self.model), (HEALTH, self.health)):
+            for name, data in self._members():
                 info = tarfile.TarInfo(name)
                 info.size = len(data)
                 info.mode = 0o644
@@ -101,12 +111,25 @@ class Bundle:
         except ValueError as exc:
             raise BundleError(f"{source}: {MANIFEST} is not valid JSON: {exc}") from exc
         _check_manifest(manifest, source)
-        for name in (MODEL, HEALTH):
-            listed = manifest["files"].get(name, {})
-            actual = {"length": len(members[name]), "sha256": sha256_hex(members[name])}
-            if listed != actual:
+        listed_files = manifest["files"]
+        for name, data in members.items():
+            if name == MANIFEST:
+                continue
+            actual = {"length": len(data), "sha256": sha256_hex(data)}
+            if listed_files.get(name) != actual:
                 raise BundleError(f"{source}: {name} does not match the hash in the manifest")
-        return cls(manifest, members[MODEL], members[HEALTH])
+        unlisted = sorted(set(listed_files) - set(members))
+        if unlisted:
+            raise BundleError(f"{source}: the manifest lists {unlisted[0]}, which is missing")
+        return cls(manifest, members[MODEL], members[HEALTH], members.get(REFERENCE))
+
+
+def _payload(model: bytes, health: bytes, reference: bytes | None) -> list[tuple[str, bytes]]:
+    """Every member but the manifest, which lists them."""
+    members = [(MODEL, model), (HEALTH, health)]
+    if reference is not None:
+        members.append((REFERENCE, reference))
+    return members
 
 
 def _read_members(data: bytes, source: str) -> dict[str, bytes]:
@@ -130,7 +153,7 @@ def _read_members(data: bytes, source: str) -> dict[str, bytes]:
                 members[info.name] = extracted.read()
     except tarfile.TarError as exc:
         raise BundleError(f"{source}: not a bundle (unreadable tar: {exc})") from exc
-    missing = sorted(set(MEMBER_LIMITS) - set(members))
+    missing = [name for name in REQUIRED_MEMBERS if name not in members]
     if missing:
         raise BundleError(f"{source}: missing {', '.join(missing)}")
     return members

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ._core import Batch, InputLayout
+from ._core import Batch, InputLayout, Profile
 from .bundle import Bundle, sha256_hex
 from .engines import EngineChoice, load_engine
 from .exceptions import BundleError, DataError, ModelError
@@ -89,12 +89,15 @@ class Model:
         threads: int | None = None,
         manifest: dict[str, Any] | None = None,
         engine: EngineChoice = "auto",
+        reference: Profile | None = None,
     ) -> None:
         self.name = name
         self.version = version
         self.schema = schema
         self.outputs = outputs
         self.manifest = manifest or {}
+        #: The training data's profile, when the bundle has one: what drift is measured against.
+        self.reference = reference
         self.sha256 = sha256_hex(onnx_model)
         self.layout = InputLayout(inputs, [c.rule() for c in schema.columns])
         self.engine, self.engine_reason = load_engine(engine, onnx_model, inputs, threads)
@@ -137,6 +140,7 @@ class Model:
             threads=threads,
             manifest=manifest,
             engine=engine,
+            reference=None if bundle.reference is None else Profile.from_bytes(bundle.reference),
         )
 
     @classmethod

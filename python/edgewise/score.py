@@ -5,16 +5,18 @@ An output directory holds one run::
     _edgewise_run.json      what is being scored (model, inputs, options): resume checks it
     part-FFFFF-PPPPP.parquet  scores for part PPPPP of input file FFFFF
     quarantine/part-...     rows that could not be scored, with the reason
+    profiles/part-...       with `profile=True`: the profile of each part's model inputs
+    _edgewise_profile.ewprofile  those merged: the profile of everything scored
     _edgewise_summary.json  written last, when every part is done
 
 A part is written under `.tmp/` and renamed into place only when complete (its quarantine
-file first), so a part's final name exists only for finished work: `resume` skips those and
+file and profile first), so a part's final name exists only for finished work: `resume` skips
+those and
 redoes the rest, which yields exactly the output of an uninterrupted run.
 """
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import shutil
@@ -27,14 +29,18 @@ from typing import Any
 
 import numpy as np
 
-from ._core import Batch, ParquetFile, ParquetWriter
+from ._core import Batch, ParquetFile, ParquetWriter, Profile
 from .bundle import write_atomic
 from .exceptions import DataError, DataFileError, SchemaError, ScoreRunError
 from .model import Model, ScoredBatch
+from .profiles.drift import drift
+from .sources import resolve_inputs
 
 RUN_FILE = "_edgewise_run.json"
 SUMMARY_FILE = "_edgewise_summary.json"
 QUARANTINE_DIR = "quarantine"
+PROFILES_DIR = "profiles"
+PROFILE_FILE = "_edgewise_profile.ewprofile"
 TMP_DIR = ".tmp"
 RUN_FORMAT_VERSION = 1
 QUARANTINE_COLUMNS = ("_source_file", "_source_row", "_reason")
@@ -55,6 +61,8 @@ class ScoreSummary:
     rows_scored: int
     rows_quarantined: int
     seconds: float
+    #: With `profile=True` and a bundle with a reference profile: the columns that drifted.
+    drifted_columns: list[str] | None = None
 
     @property
     def rows_per_second(self) -> float:
@@ -77,26 +85,6 @@ class Part:
     @property
     def name(self) -> str:
         return f"part-{self.file_index:05d}-{self.chunk:05d}.parquet"
-
-
-def resolve_inputs(sources: Sequence[str | os.PathLike[str]]) -> list[Path]:
-    """Parquet files named directly, found under directories, or matched by glob patterns."""
-    found: list[Path] = []
-    for source in sources:
-        text = os.fspath(source)
-        path = Path(text)
-        if path.is_dir():
-            matches = sorted(p for p in path.rglob("*.parquet") if p.is_file())
-        elif glob.has_magic(text):
-            matches = sorted(Path(p) for p in glob.glob(text, recursive=True))
-        elif path.exists():
-            matches = [path]
-        else:
-            raise DataFileError(f"{text}: no such file or directory")
-        if not matches:
-            raise DataFileError(f"{text}: no Parquet files found")
-        found.extend(matches)
-    return list(dict.fromkeys(found))
 
 
 def plan_parts(files: Sequence[ParquetFile], batch_rows: int, part_rows: int) -> list[Part]:
@@ -143,6 +131,7 @@ class ScoreRun:
         batch_rows: int,
         part_rows: int,
         compression: str,
+        profile: bool,
     ) -> None:
         self.model = model
         self.inputs = inputs
@@ -150,6 +139,7 @@ class ScoreRun:
         self.keep = list(dict.fromkeys(keep))
         self.strict = strict
         self.compression = compression
+        self.profile = profile
         self.threads = threads
         self.files = [self._open(path, threads) for path in inputs]
         self.read_columns = list(dict.fromkeys([*model.layout.columns, *self.keep]))
@@ -168,6 +158,7 @@ class ScoreRun:
             "batch_rows": batch_rows,
             "part_rows": part_rows,
             "compression": compression,
+            "profile": profile,
         }
 
     @staticmethod
@@ -211,6 +202,8 @@ class ScoreRun:
         shutil.rmtree(self.out / TMP_DIR, ignore_errors=True)
         (self.out / TMP_DIR).mkdir(parents=True)
         (self.out / QUARANTINE_DIR).mkdir(exist_ok=True)
+        if self.profile:
+            (self.out / PROFILES_DIR).mkdir(exist_ok=True)
 
     def execute(self, progress: Progress | None) -> ScoreSummary:
         started = time.perf_counter()
@@ -237,6 +230,7 @@ class ScoreRun:
                 scored += part_scored
                 quarantined += part_quarantined
         shutil.rmtree(self.out / TMP_DIR, ignore_errors=True)
+        drifted = self._merge_profiles() if self.profile else None
         summary = ScoreSummary(
             model=self.model.name,
             version=self.model.version,
@@ -249,9 +243,24 @@ class ScoreRun:
             rows_scored=scored,
             rows_quarantined=quarantined,
             seconds=time.perf_counter() - started,
+            drifted_columns=drifted,
         )
         write_atomic(self.out / SUMMARY_FILE, json.dumps(summary.to_json(), indent=2).encode())
         return summary
+
+    def _merge_profiles(self) -> list[str] | None:
+        """Merge the parts' profiles into the run's; the columns that drifted from the model's
+        reference profile, or None when the bundle has none."""
+        merged: Profile | None = None
+        for part in self.parts:
+            part_profile = Profile.from_bytes((self.out / PROFILES_DIR / part.name).read_bytes())
+            merged = part_profile if merged is None else merged.merge(part_profile)
+        assert merged is not None  # every run has at least one part
+        write_atomic(self.out / PROFILE_FILE, merged.to_bytes())
+        if self.model.reference is None:
+            return None
+        report = drift(self.model.reference, merged, columns=merged.column_names)
+        return [column.name for column in report.drifted_columns]
 
     def _finished_counts(self, part: Part) -> tuple[int, int] | None:
         final = self.out / part.name
@@ -310,7 +319,13 @@ class ScoreRun:
         quarantine: ParquetWriter | None = None
         scored = rejected_total = 0
         first_row = part.first_row
+        part_profile: Profile | None = None
+        inputs = [column.name for column in self.model.schema.columns]
         for batch in batches:
+            if self.profile:
+                seen = batch.select(inputs)
+                part_profile = part_profile or Profile(seen, threads=self.threads)
+                part_profile.update(seen)
             result = self.model.score(batch, source)
             rejected, reasons = result.rejected_rows, result.reasons
             if len(rejected) and self.strict:
@@ -336,6 +351,8 @@ class ScoreRun:
         if quarantine is not None:
             quarantine.close()
             os.replace(tmp_quarantine, self.out / QUARANTINE_DIR / part.name)
+        if part_profile is not None:
+            write_atomic(self.out / PROFILES_DIR / part.name, part_profile.to_bytes())
         os.replace(tmp_scores, self.out / part.name)
         _fsync_directory(self.out)
         return scored, rejected_total
@@ -417,13 +434,16 @@ def score(
     batch_rows: int = 256 * 1024,
     part_rows: int = 4 * 1024 * 1024,
     compression: str = "zstd",
+    profile: bool = False,
     progress: Progress | None = None,
 ) -> ScoreSummary:
     """Score Parquet `sources` with `model` into the directory `out`.
 
     Rows the model cannot score go to `out/quarantine/` with the reason, or, with
     `strict=True`, stop the run with `DataError`. With `resume=True` a run that was
-    interrupted continues where it stopped and ends with the same output.
+    interrupted continues where it stopped and ends with the same output. With `profile=True`
+    the model inputs that were read are profiled into `out/_edgewise_profile.ewprofile` and,
+    when the bundle has a reference profile, compared with it (`ScoreSummary.drifted_columns`).
     """
     if not isinstance(model, Model):
         model = Model.load(model, threads=threads)
@@ -439,6 +459,7 @@ def score(
         batch_rows=batch_rows,
         part_rows=part_rows,
         compression=compression,
+        profile=profile,
     )
     run.prepare_directory(resume)
     return run.execute(progress)

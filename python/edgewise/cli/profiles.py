@@ -17,10 +17,18 @@ EXIT_DRIFT = 3
 
 
 def load_side(argument: str, threads: int | None) -> Any:
-    """A saved profile (by its magic bytes) or data for `edgewise.profile` to read."""
+    """A saved profile (by its magic bytes), a bundle's reference profile, or data for
+    `edgewise.profile` to read."""
+    from ..bundle import Bundle
+    from ..exceptions import BundleError
     from ..profiles import Profile
 
     path = Path(argument)
+    if path.suffix == ".ewb":
+        bundle = Bundle.read(path)
+        if bundle.reference is None:
+            raise BundleError(f"{path}: the bundle has no reference profile")
+        return Profile.from_bytes(bundle.reference, threads)
     if path.is_file():
         with path.open("rb") as file:
             if file.read(len(PROFILE_MAGIC)) == PROFILE_MAGIC:
@@ -116,7 +124,8 @@ def drift_command(
     threads: int | None,
     as_json: bool,
 ) -> None:
-    """Compare CURRENT with REFERENCE, each a profile file or Parquet data.
+    """Compare CURRENT with REFERENCE, each a profile file, a bundle (its training data's
+    profile) or Parquet data.
 
     Numeric columns drift when the Wasserstein distance exceeds 0.1 reference standard
     deviations, categorical ones when the Jensen-Shannon distance of their shares exceeds 0.05
@@ -124,7 +133,7 @@ def drift_command(
 
     \b
     Example:
-      edgewise drift training.ewprofile 'data/2026-11-*.parquet' --html drift.html --fail-on-drift
+      edgewise drift churn-3.ewb 'data/2026-11-*.parquet' --html drift.html --fail-on-drift
     """
     from ..bundle import write_atomic
     from ..profiles import drift

@@ -48,6 +48,13 @@ from .output import echo_json, json_option, row_progress
     type=click.Choice(["auto", "native", "onnxruntime"]),
     help="What runs the model: auto takes the native engine whenever it covers the graph.",
 )
+@click.option(
+    "--profile",
+    "profile",
+    is_flag=True,
+    help="Profile the model inputs into OUTPUT/_edgewise_profile.ewprofile and warn when they "
+    "drifted from the bundle's reference profile.",
+)
 @json_option
 def score_command(
     model: Path,
@@ -60,6 +67,7 @@ def score_command(
     batch_rows: int,
     compression: str,
     engine: EngineChoice,
+    profile: bool,
     as_json: bool,
 ) -> None:
     """Score Parquet INPUTS (files, directories or glob patterns) with MODEL (.ewb or .onnx).
@@ -71,7 +79,7 @@ def score_command(
 
     \b
     Example:
-      edgewise score churn-3.ewb 'data/2026-11-*.parquet' -o scores/ --keep customer_id
+      edgewise score churn-3.ewb 'data/2026-11-*.parquet' -o scores/ --keep customer_id --profile
     """
     from ..model import Model
     from ..score import score
@@ -88,6 +96,7 @@ def score_command(
             threads=threads,
             batch_rows=batch_rows,
             compression=compression,
+            profile=profile,
             progress=progress,
         )
     if as_json:
@@ -100,6 +109,15 @@ def score_command(
     )
     if summary.rows_quarantined:
         click.echo(f"quarantined {summary.rows_quarantined:,} rows: {output / 'quarantine'}")
+    if summary.drifted_columns:
+        click.echo(
+            f"warning: the scored data drifted from the training data in "
+            f"{len(summary.drifted_columns)} column(s): {', '.join(summary.drifted_columns)} "
+            f"(edgewise drift {model} {output / '_edgewise_profile.ewprofile'} --html report.html)",
+            err=True,
+        )
+    elif profile and loaded.reference is None:
+        click.echo("note: the bundle has no reference profile, so drift was not checked", err=True)
     if summary.parts_resumed:
         click.echo(f"resumed: {summary.parts_resumed} of {summary.parts} parts were already done")
     click.echo(f"output: {output}")

@@ -18,6 +18,7 @@ from .._core import Batch, InputLayout
 from ..bundle import Bundle
 from ..environment import library_versions
 from ..exceptions import DataFileError, ModelError, SchemaError
+from ..profiles.profile import profile
 from ..schema import InputSchema
 from .choice import ENGINES, load_best_graph
 from .convert import Layout, final_estimator, outputs_of
@@ -148,7 +149,9 @@ def compile_pipeline(
             "metrics": evaluate(pipeline, train, features, target, outputs) if target else None,
         },
     }
-    bundle = Bundle.create(manifest, loaded.graph.onnx_model, health)
+    # The training data's profile: what drift is measured against wherever the model runs.
+    reference = profile(pa.Table.from_pandas(train[features], preserve_index=False)).to_bytes()
+    bundle = Bundle.create(manifest, loaded.graph.onnx_model, health, reference)
     return CompileResult(bundle, fidelity, {e: measured.get(e) for e in ENGINES})
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from .._core import Batch, ParquetFile, Profile
 from ..exceptions import SchemaError
-from ..score import resolve_inputs
+from ..sources import resolve_inputs
 
 DEFAULT_K = 200
 BATCH_ROWS = 256 * 1024

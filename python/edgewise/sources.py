@@ -1,0 +1,31 @@
+"""Where data comes from: Parquet files named directly, found under directories, or matched by
+glob patterns."""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from .exceptions import DataFileError
+
+
+def resolve_inputs(sources: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Parquet files named directly, found under directories, or matched by glob patterns."""
+    found: list[Path] = []
+    for source in sources:
+        text = os.fspath(source)
+        path = Path(text)
+        if path.is_dir():
+            matches = sorted(p for p in path.rglob("*.parquet") if p.is_file())
+        elif glob.has_magic(text):
+            matches = sorted(Path(p) for p in glob.glob(text, recursive=True))
+        elif path.exists():
+            matches = [path]
+        else:
+            raise DataFileError(f"{text}: no such file or directory")
+        if not matches:
+            raise DataFileError(f"{text}: no Parquet files found")
+        found.extend(matches)
+    return list(dict.fromkeys(found))
