@@ -125,3 +125,14 @@ def test_profile_and_drift_commands(tmp_path, frames):
     )
     assert result.exit_code == 1
     assert "Error: not a valid profile: format version 7" in result.output
+
+
+def test_a_column_sensitive_on_one_side_is_compared_as_sensitive(frames):
+    reference, current, shifts = frames
+    private = edgewise.profile(reference, sensitive=["merchant", "basket_value", "amount"])
+    plain = edgewise.profile(current)
+    for report in (edgewise.drift(private, plain), edgewise.drift(private, current)):
+        verdicts = {c.name: c.drifted for c in report.columns}
+        assert not verdicts["merchant"] and not verdicts["amount"]
+        assert verdicts["basket_value"]  # its shift shows through the fixed bins too
+        assert {name for name, drifted in verdicts.items() if drifted} == set(shifts)

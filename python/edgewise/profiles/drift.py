@@ -100,12 +100,22 @@ def drift(
     their shares exceeds `categorical_threshold`; either only when the difference is also beyond
     chance at `significance` (which matters only for small samples). See docs/drift.md.
     """
+    # Data is profiled keeping the sensitive columns of a profile on the other side sensitive.
+    sensitive = [
+        column["name"]
+        for side in (reference, current)
+        if isinstance(side, Profile)
+        for column in side.summary()
+        if column["sensitive"]
+    ]
     sides = []
     for data in (reference, current):
         if isinstance(data, Profile):
             sides.append((data, {"rows": data.rows, "source": "profile"}))
         else:
-            built = profile(data, columns=columns, threads=threads)
+            built = profile(
+                data, columns=columns, sensitive=sorted(set(sensitive)), threads=threads
+            )
             sides.append((built, {"rows": built.rows, "source": _describe(data)}))
     (ref, ref_info), (cur, cur_info) = sides
     compared = drift_profiles(ref, cur, numeric_threshold, categorical_threshold, significance)

@@ -131,8 +131,12 @@ fn compare_column(
             current.kind.name()
         )));
     }
+    // A column sensitive on either side is compared the way a sensitive profile keeps it.
+    let private = reference.sensitive || current.sensitive;
     match (&reference.stats, &current.stats) {
-        (Stats::Numeric(a), Stats::Numeric(b)) => numeric(&reference.name, a, b, thresholds),
+        (Stats::Numeric(a), Stats::Numeric(b)) => {
+            numeric(&reference.name, a, b, private, thresholds)
+        }
         (Stats::Boolean { .. }, Stats::Boolean { .. })
         | (Stats::Categorical(_), Stats::Categorical(_)) => {
             let kind = if matches!(reference.stats, Stats::Boolean { .. }) {
@@ -140,7 +144,7 @@ fn compare_column(
             } else {
                 "categorical"
             };
-            let (a, b) = (counts(reference)?, counts(current)?);
+            let (a, b) = (counts(reference, private)?, counts(current, private)?);
             categorical_drift(&reference.name, kind, &a, &b, thresholds)
         }
         _ => unreachable!("equal kinds have equal statistics"),
@@ -151,9 +155,10 @@ fn numeric(
     name: &str,
     reference: &profile::NumericStats,
     current: &profile::NumericStats,
+    private: bool,
     thresholds: Thresholds,
 ) -> Result<ColumnDrift> {
-    let (Some(a), Some(b)) = (summary(reference)?, summary(current)?) else {
+    let (Some(a), Some(b)) = (summary(reference, private)?, summary(current, private)?) else {
         return Ok(ColumnDrift {
             name: name.to_owned(),
             kind: "numeric",
@@ -165,7 +170,9 @@ fn numeric(
             distribution: Distribution::None,
         });
     };
-    let discrete = few_values(reference).zip(few_values(current));
+    let discrete = (!private)
+        .then(|| few_values(reference).zip(few_values(current)))
+        .flatten();
     let score = wasserstein_normed(&a.cdf, &b.cdf, a.moments.std);
     let ks = ks(&a.cdf, &b.cdf);
     let (n, m) = (a.moments.count, b.moments.count);
@@ -204,14 +211,23 @@ fn numeric(
     })
 }
 
-/// The CDF and moments drift reads from a numeric column; None when it has no finite values.
-fn summary(stats: &profile::NumericStats) -> Result<Option<NumericSummary>> {
+/// The CDF and moments drift reads from a numeric column, at the resolution of a sensitive
+/// column's histogram when `private`; None when it has no finite values.
+fn summary(stats: &profile::NumericStats, private: bool) -> Result<Option<NumericSummary>> {
     let count = stats.finite();
     if count == 0 {
         return Ok(None);
     }
     let moments = &stats.moments;
-    let (values, cumulative, rank_error, (min, max)) = match &stats.shape {
+    let binned;
+    let shape = match &stats.shape {
+        Shape::Open { quantiles, .. } if private => {
+            binned = Shape::Private(histogram_of(&quantiles.sorted_view()));
+            &binned
+        }
+        shape => shape,
+    };
+    let (values, cumulative, rank_error, (min, max)) = match shape {
         Shape::Open {
             values: Some(counts),
             range,
@@ -269,6 +285,17 @@ fn summary(stats: &profile::NumericStats) -> Result<Option<NumericSummary>> {
     }))
 }
 
+/// A sketch's weighted sample put into a sensitive column's fixed bins.
+fn histogram_of(view: &profile::kll::SortedView) -> profile::Histogram {
+    let mut histogram = profile::Histogram::default();
+    let mut below = 0;
+    for (&value, &cumulative) in view.values.iter().zip(&view.cumulative) {
+        histogram.add(value, cumulative - below);
+        below = cumulative;
+    }
+    histogram
+}
+
 fn running(weights: &[f64]) -> Vec<f64> {
     weights
         .iter()
@@ -294,8 +321,9 @@ fn few_values(stats: &profile::NumericStats) -> Option<CategoryCounts> {
     CategoryCounts::from_counts(counts.collect::<Result<Vec<_>>>().ok()?).ok()
 }
 
-/// The shares of a categorical or boolean column.
-fn counts(column: &ColumnProfile) -> Result<CategoryCounts> {
+/// The shares of a categorical or boolean column; with `private`, string categories by their
+/// pseudonyms, as a sensitive column keeps them.
+fn counts(column: &ColumnProfile, private: bool) -> Result<CategoryCounts> {
     let pairs: Vec<(Category, f64)> = match &column.stats {
         Stats::Boolean {
             true_count,
@@ -309,10 +337,14 @@ fn counts(column: &ColumnProfile) -> Result<CategoryCounts> {
             .0
             .iter()
             .map(|(category, count)| {
-                (
-                    Category::Text(profile::python::category_label(category)),
-                    *count as f64,
-                )
+                let category = match category {
+                    profile::Category::Value(value) if private => {
+                        profile::Category::Hash(profile::pseudonym(value))
+                    }
+                    other => other.clone(),
+                };
+                let label = profile::python::category_label(&category);
+                (Category::Text(label), *count as f64)
             })
             .collect(),
         Stats::Numeric(_) => unreachable!("numeric columns are compared as numbers"),

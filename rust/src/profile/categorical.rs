@@ -129,7 +129,7 @@ fn rows<T: Clone + Eq + std::hash::Hash>(
 /// A sensitive category's stand-in: 64-bit FNV-1a of its UTF-8 bytes. Stable across versions
 /// and machines, so profiles from anywhere compare; it hides values from whoever reads a
 /// profile, but anyone who can guess candidate values can hash them too (see docs/formats.md).
-fn pseudonym(value: &str) -> u64 {
+pub fn pseudonym(value: &str) -> u64 {
     value.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
         (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
     })

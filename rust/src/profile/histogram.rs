@@ -52,8 +52,13 @@ impl Histogram {
     /// Counts finite values.
     pub fn update(&mut self, values: &[f64]) {
         for &value in values {
-            *self.bins.entry(Self::bin(value)).or_default() += 1;
+            self.add(value, 1);
         }
+    }
+
+    /// Counts `count` occurrences of the finite `value`.
+    pub fn add(&mut self, value: f64, count: u64) {
+        *self.bins.entry(Self::bin(value)).or_default() += count;
     }
 
     pub fn merge(&mut self, other: &Self) {

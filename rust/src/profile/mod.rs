@@ -21,7 +21,7 @@ use std::collections::HashSet;
 use arrow_array::RecordBatch;
 use rayon::prelude::*;
 
-pub use categorical::{CategoricalStats, Category};
+pub use categorical::{pseudonym, CategoricalStats, Category};
 pub use column::{ColumnProfile, Kind, Stats};
 pub use histogram::Histogram;
 pub use moments::Moments;
