@@ -16,7 +16,16 @@ from .exceptions import (
     UnsupportedModelError,
 )
 from .model import Model
-from .profiles import DriftReport, Profile, drift, profile
+from .profiles import (
+    DriftReport,
+    Profile,
+    Schema,
+    ValidationReport,
+    drift,
+    infer_schema,
+    profile,
+    validate,
+)
 from .score import ScoreSummary, score
 
 __all__ = [
@@ -31,12 +40,16 @@ __all__ = [
     "ModelError",
     "Profile",
     "ProfileFormatError",
+    "Schema",
     "SchemaError",
     "ScoreRunError",
     "ScoreSummary",
     "UnsupportedModelError",
+    "ValidationReport",
     "__version__",
     "drift",
+    "infer_schema",
     "profile",
     "score",
+    "validate",
 ]

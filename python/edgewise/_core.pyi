@@ -174,3 +174,26 @@ def drift_profiles(
 ) -> list[dict[str, Any]]:
     """Each column of either profile compared: name, kind, method, score, threshold, drifted,
     metrics and distribution (for plots)."""
+
+def infer_schema(profile: Profile, margin: float = 0.0) -> list[dict[str, Any]]:
+    """Each column of `profile` as a schema column: a dict of name, kind, nullable,
+    max_null_fraction, range (min, max) or None, allow_nan, allow_positive_infinity,
+    allow_negative_infinity, domain (list of str) or None, and comment. Numeric ranges are
+    widened by `margin` times their width on each side; dates are in days, timestamps in their
+    unit since the epoch. Raises ValueError for a margin that is negative or not finite."""
+
+@final
+class Validator:
+    """Checks batches against schema columns (dicts as `infer_schema` returns them) in one
+    streaming pass, their columns in parallel on `threads` threads (default: one per core)."""
+
+    def __new__(cls, columns: list[dict[str, Any]], threads: int | None = None) -> Validator:
+        """Raises ValueError for contradicting rules or a column listed twice."""
+    def update(self, batch: Batch) -> None:
+        """Check the rows of `batch`, which follow those of the batches before it."""
+    @property
+    def rows(self) -> int: ...
+    def anomalies(self) -> list[dict[str, Any]]:
+        """Each rule broken so far: column, type, severity ("error" or "warning"), count,
+        share (of all rows), first_row, examples (up to 5 distinct values as str) and found
+        (the kind in the data, for a wrong type)."""

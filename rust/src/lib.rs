@@ -29,5 +29,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(drift::python::drift_exact_numeric, m)?)?;
     m.add_function(wrap_pyfunction!(drift::python::drift_exact_categorical, m)?)?;
     m.add_function(wrap_pyfunction!(drift::python::drift_profiles, m)?)?;
+    m.add_function(wrap_pyfunction!(drift::schema_python::infer_schema, m)?)?;
+    m.add_class::<drift::schema_python::PyValidator>()?;
     Ok(())
 }

@@ -11,6 +11,7 @@ from ..exceptions import EdgewiseError
 from .compile import compile_command
 from .demo import demo_command
 from .profiles import drift_command, profile_command
+from .schema import schema_group, validate_command
 from .score import score_command
 
 
@@ -43,4 +44,6 @@ main.add_command(compile_command)
 main.add_command(score_command)
 main.add_command(profile_command)
 main.add_command(drift_command)
+main.add_command(schema_group)
+main.add_command(validate_command)
 main.add_command(demo_command)

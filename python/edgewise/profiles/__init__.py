@@ -4,5 +4,25 @@
 from .._core import Profile
 from .drift import ColumnDrift, DriftReport, drift
 from .profile import profile
+from .schema import (
+    Anomaly,
+    ColumnSchema,
+    Schema,
+    ValidationReport,
+    infer_schema,
+    validate,
+)
 
-__all__ = ["ColumnDrift", "DriftReport", "Profile", "drift", "profile"]
+__all__ = [
+    "Anomaly",
+    "ColumnDrift",
+    "ColumnSchema",
+    "DriftReport",
+    "Profile",
+    "Schema",
+    "ValidationReport",
+    "drift",
+    "infer_schema",
+    "profile",
+    "validate",
+]

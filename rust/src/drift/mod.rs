@@ -18,6 +18,9 @@ mod gamma;
 pub mod numeric;
 pub mod profiles;
 pub mod python;
+pub mod schema;
+pub mod schema_python;
+pub mod validate;
 
 pub use binned::Binned;
 pub use categorical::{chi_square, linf, Category, CategoryCounts, ChiSquare, NumberKey};

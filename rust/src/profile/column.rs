@@ -289,17 +289,22 @@ impl ColumnProfile {
     }
 }
 
-/// Adds the non-null values of a numeric or temporal column as f64: temporal columns as their
-/// integer counts since the epoch (exact up to 2^53: any date or microsecond timestamp).
-fn update_numeric(stats: &mut NumericStats, array: &ArrayRef) -> Result<()> {
-    let as_f64 = match array.data_type() {
+/// A numeric or temporal column as f64: temporal columns as their integer counts since the
+/// epoch (exact up to 2^53: any date or microsecond timestamp).
+pub fn as_f64(array: &ArrayRef) -> Result<ArrayRef> {
+    Ok(match array.data_type() {
         DataType::Date32 | DataType::Date64 | DataType::Timestamp(..) => {
             let physical = arrow_cast::cast(array, &DataType::Int64)?;
             arrow_cast::cast(&physical, &DataType::Float64)?
         }
         // A float64 column is not copied: the cast hands back the same buffer.
         _ => arrow_cast::cast(array, &DataType::Float64)?,
-    };
+    })
+}
+
+/// Adds the non-null values of a numeric or temporal column.
+fn update_numeric(stats: &mut NumericStats, array: &ArrayRef) -> Result<()> {
+    let as_f64 = as_f64(array)?;
     let values = as_f64.as_primitive::<Float64Type>();
     if values.null_count() == 0 {
         stats.update(values.values());

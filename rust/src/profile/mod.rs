@@ -22,7 +22,7 @@ use arrow_array::RecordBatch;
 use rayon::prelude::*;
 
 pub use categorical::{pseudonym, CategoricalStats, Category};
-pub use column::{ColumnProfile, Kind, Stats};
+pub use column::{as_f64, ColumnProfile, Kind, Stats};
 pub use histogram::Histogram;
 pub use moments::Moments;
 pub use numeric::{NumericStats, Shape};
