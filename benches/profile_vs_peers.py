@@ -64,7 +64,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from report import cores, environment, markdown_table
+from report import cores, emit, environment, log, markdown_table
 from scipy import stats
 
 import edgewise
@@ -114,10 +114,6 @@ PEERS = {
         (("DO_NOT_TRACK", "1"),),
     ),
 }
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -760,11 +756,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     report.update(benchmark(args))
     report["environment"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     table = format_table(report)
-    if args.json:
-        log(table)
-        print(json.dumps(report, indent=2))
-    else:
-        print(table)
+    emit(report, table, args.json)
 
 
 if __name__ == "__main__":

@@ -3,13 +3,29 @@ tables."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from edgewise.environment import library_versions
+
+
+def log(message: str) -> None:
+    """Progress for people, on stderr, so stdout stays the report."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def emit(report: dict[str, Any], table: str, as_json: bool) -> None:
+    """The report on stdout: the Markdown table, or JSON (the table then goes to stderr)."""
+    if as_json:
+        log(table)
+        print(json.dumps(report, indent=2))
+    else:
+        print(table)
 
 
 def cores() -> int:

@@ -75,7 +75,7 @@ from breakdown import (
     sample_frame,
     visit_rate,
 )
-from report import cores, environment, markdown_table
+from report import cores, emit, environment, log, markdown_table
 
 from edgewise import Bundle
 from edgewise.compile import compile_pipeline
@@ -104,10 +104,6 @@ LIBRARIES = (
     "skl2onnx",
     "onnxruntime",
 )
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # --- data and models -------------------------------------------------------------------------
@@ -655,11 +651,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     else:
         report.update(benchmark(args))
         table = format_table(report)
-    if args.json:
-        log(table)
-        print(json.dumps(report, indent=2))
-    else:
-        print(table)
+    emit(report, table, args.json)
 
 
 if __name__ == "__main__":
