@@ -25,6 +25,10 @@ const MIN_K: u16 = 8;
 /// DataSketches' minimum level width (M): keeps the lowest levels from degenerating.
 const MIN_WIDTH: usize = 8;
 const FORMAT_VERSION: u8 = 1;
+/// Values `update_many` sorts at a time: large enough that sorting dominates the cost of
+/// stacking the run onto the sketch, small enough to stay in the L1 cache. The extra error is
+/// one compaction per level per run, negligible beside the top levels' once n is a few runs.
+const RUN: usize = 2048;
 
 /// A mergeable quantile sketch of f64 values.
 #[derive(Clone, Debug)]
@@ -171,6 +175,45 @@ impl Kll {
         self.push(value);
     }
 
+    /// Adds many values (none NaN): the sketch `update` gives item by item, within the same
+    /// error bound, at a fraction of the cost. Each full run of `RUN` values is sorted once and
+    /// stacked onto level 0, and the levels are then compacted upwards as a merge does, so the
+    /// lowest levels halve a whole run at a time instead of a dozen items every few updates.
+    pub fn update_many(&mut self, values: &[f64]) {
+        let mut runs = values.chunks_exact(RUN);
+        let mut run = Vec::with_capacity(RUN);
+        let (mut keys, mut scratch) = (Vec::with_capacity(RUN), Vec::with_capacity(RUN));
+        for chunk in &mut runs {
+            run.clear();
+            run.extend_from_slice(chunk);
+            sort_run(&mut run, &mut keys, &mut scratch);
+            self.insert_sorted_run(&run);
+        }
+        runs.remainder()
+            .iter()
+            .for_each(|&value| self.update(value));
+    }
+
+    /// Stacks `run`, ascending, onto level 0 (sorting what level 0 holds), then compacts.
+    fn insert_sorted_run(&mut self, run: &[f64]) {
+        let (Some(&low), Some(&high)) = (run.first(), run.last()) else {
+            return;
+        };
+        self.min = self.min.min(low);
+        self.max = self.max.max(high);
+        self.n += run.len() as u64;
+        let mut level_zero = self.level(0).to_vec();
+        sort_ascending(&mut level_zero);
+        let mut items = Vec::with_capacity(self.retained() + run.len());
+        merge_sorted(&level_zero, run, &mut items);
+        let mut levels = vec![0, items.len()];
+        for height in 1..self.num_levels() {
+            items.extend_from_slice(self.level(height));
+            levels.push(items.len());
+        }
+        self.restack(items, levels);
+    }
+
     #[inline]
     fn push(&mut self, value: f64) {
         if self.levels[0] == 0 {
@@ -272,11 +315,17 @@ impl Kll {
             merge_sorted(self.level(height), other.level(height), &mut items);
             levels.push(items.len());
         }
+        self.restack(items, levels);
+    }
+
+    /// Takes `items` in `levels` (possibly over capacity) as the sketch's and compacts them
+    /// back within capacity.
+    fn restack(&mut self, items: Vec<f64>, levels: Vec<usize>) {
         self.items = items;
         self.levels = levels;
         self.set_capacities();
         self.general_compress();
-        // The merge buffer is sized for the items merged in, not the capacity. A sketch left
+        // The buffer is sized for the items stacked in, not the capacity. A sketch left
         // exactly full compacts now, where DataSketches would at its next update.
         self.make_room();
     }
@@ -561,12 +610,103 @@ fn decayed_width(k: u16, mut depth: usize) -> usize {
 /// Level 0 fills downwards, so ascending input (timestamps, ids) arrives reversed: the worst
 /// case of the insertion sort that short slices get, and cheap to spot.
 fn sort_level_zero(items: &mut [f64]) {
+    if items.is_sorted() {
+        return;
+    }
     if items.is_sorted_by(|a, b| a >= b) {
         items.reverse();
     } else {
-        // Items are never NaN, so partial_cmp is total here, and 2.5x faster than total_cmp.
-        items.sort_unstable_by(|a, b| a.partial_cmp(b).unwrap_or(Ordering::Equal));
+        sort_ascending(items);
     }
+}
+
+fn sort_ascending(items: &mut [f64]) {
+    // Items are never NaN, so partial_cmp is total here, and 2.5x faster than total_cmp.
+    items.sort_unstable_by(|a, b| a.partial_cmp(b).unwrap_or(Ordering::Equal));
+}
+
+/// Sorts a run for `update_many`, several times faster than `sort_ascending` on random data:
+/// a radix sort on the 22 bits of the values' order-preserving keys that follow the prefix all
+/// keys share, in two counting passes that stay in the L1 cache, then an insertion pass that
+/// orders values agreeing on those bits. Past a budget of moves (many values agree: a run of
+/// few distinct values, or sorted input with a wide range) the insertion pass hands over to
+/// the comparison sort, which is fast on such input.
+fn sort_run(items: &mut [f64], keys: &mut Vec<u64>, scratch: &mut Vec<u64>) {
+    const DIGIT: u32 = 11;
+    if items.is_sorted() {
+        return;
+    }
+    keys.clear();
+    keys.extend(items.iter().map(|&value| order_key(value)));
+    let (low, high) = keys.iter().fold((u64::MAX, 0), |(low, high), &key| {
+        (low.min(key), high.max(key))
+    });
+    let varying = 64 - (low ^ high).leading_zeros();
+    if varying > 0 {
+        let shift = varying.saturating_sub(2 * DIGIT);
+        scratch.clear();
+        scratch.resize(keys.len(), 0);
+        let mut counts = [[0u32; 1 << DIGIT]; 2];
+        let digits = |key: u64| {
+            let bits = (key - low) >> shift;
+            [
+                bits as usize & ((1 << DIGIT) - 1),
+                (bits >> DIGIT) as usize & ((1 << DIGIT) - 1),
+            ]
+        };
+        for &key in keys.iter() {
+            let [first, second] = digits(key);
+            counts[0][first] += 1;
+            counts[1][second] += 1;
+        }
+        for (pass, count) in counts.iter_mut().enumerate() {
+            let mut next = 0;
+            for slot in count.iter_mut() {
+                (*slot, next) = (next, next + *slot);
+            }
+            for &key in keys.iter() {
+                let slot = &mut count[digits(key)[pass]];
+                scratch[*slot as usize] = key;
+                *slot += 1;
+            }
+            std::mem::swap(keys, scratch);
+        }
+    }
+    let mut budget = 4 * keys.len();
+    for i in 1..keys.len() {
+        let (key, mut j) = (keys[i], i);
+        while j > 0 && keys[j - 1] > key && budget > 0 {
+            keys[j] = keys[j - 1];
+            j -= 1;
+            budget -= 1;
+        }
+        keys[j] = key;
+        if budget == 0 {
+            keys.sort_unstable();
+            break;
+        }
+    }
+    for (item, &key) in items.iter_mut().zip(keys.iter()) {
+        *item = from_order_key(key);
+    }
+}
+
+/// A u64 that orders as the f64 does (for non-NaN values; -0.0 just below 0.0).
+fn order_key(value: f64) -> u64 {
+    let bits = value.to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | 1 << 63
+    }
+}
+
+fn from_order_key(key: u64) -> f64 {
+    f64::from_bits(if key >> 63 == 1 {
+        key & !(1 << 63)
+    } else {
+        !key
+    })
 }
 
 /// Appends the merge of two ascending slices to `out`.
@@ -651,6 +791,12 @@ mod tests {
         sketch
     }
 
+    fn sketch_many(k: u16, values: &[f64]) -> Kll {
+        let mut sketch = Kll::new(k).unwrap();
+        sketch.update_many(values);
+        sketch
+    }
+
     /// The largest |sketch rank - exact rank| over 100 values spread by exact rank.
     fn max_rank_error(sketch: &Kll, values: &[f64]) -> f64 {
         let mut sorted = values.to_vec();
@@ -674,16 +820,17 @@ mod tests {
         bytes
     }
 
+    const SHAPES: [&str; 5] = [
+        "uniform",
+        "lognormal",
+        "duplicates",
+        "ascending",
+        "descending",
+    ];
+
     #[test]
     fn rank_error_is_within_the_published_bound() {
-        let shapes = [
-            "uniform",
-            "lognormal",
-            "duplicates",
-            "ascending",
-            "descending",
-        ];
-        for (seed, shape) in shapes.into_iter().enumerate() {
+        for (seed, shape) in SHAPES.into_iter().enumerate() {
             let values = data(shape, N, seed as u64);
             let sketch = sketch(Kll::DEFAULT_K, &values);
             let error = max_rank_error(&sketch, &values);
@@ -694,6 +841,73 @@ mod tests {
             assert!(error <= sketch.normalized_rank_error(), "{shape}: {error}");
             assert_eq!(sketch.n(), N as u64);
             sketch.validate().unwrap();
+        }
+    }
+
+    #[test]
+    fn update_many_stays_within_the_published_bound() {
+        for (seed, shape) in SHAPES.into_iter().enumerate() {
+            for n in [RUN - 1, RUN, 3 * RUN + 5, 20_000, N] {
+                let values = data(shape, n, seed as u64);
+                let sketch = sketch_many(Kll::DEFAULT_K, &values);
+                let error = max_rank_error(&sketch, &values);
+                assert!(
+                    error <= sketch.normalized_rank_error(),
+                    "{shape} {n}: {error}"
+                );
+                assert_eq!(sketch.n(), n as u64);
+                assert_eq!(sketch.min(), values.iter().copied().reduce(f64::min));
+                assert_eq!(sketch.max(), values.iter().copied().reduce(f64::max));
+                assert!(sketch.retained() <= sketch.capacity);
+                sketch.validate().unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn update_many_keeps_small_inputs_exact() {
+        let values = data("lognormal", Kll::DEFAULT_K as usize, 3);
+        let sketch = sketch_many(Kll::DEFAULT_K, &values);
+        assert_eq!(sketch, self::sketch(Kll::DEFAULT_K, &values));
+        assert_eq!(max_rank_error(&sketch, &values), 0.0);
+    }
+
+    #[test]
+    fn sort_run_sorts_every_kind_of_run() {
+        let mut coin = Coin(5);
+        let mut runs = vec![
+            vec![],
+            vec![1.5],
+            vec![-0.0, 0.0, -0.0, 0.0],
+            vec![
+                f64::INFINITY,
+                -1.0,
+                f64::NEG_INFINITY,
+                f64::MAX,
+                f64::MIN_POSITIVE,
+                -0.0,
+            ],
+            // Values agreeing on their high bits: the insertion pass's budget runs out.
+            (0..RUN).map(|_| 1e9 + uniform(&mut coin) * 1e-3).collect(),
+            data("descending", RUN, 0),
+            data("duplicates", RUN, 1),
+        ];
+        for shape in ["uniform", "lognormal"] {
+            runs.push(
+                data(shape, RUN, 2)
+                    .into_iter()
+                    .map(|value| value - 0.5)
+                    .collect(),
+            );
+        }
+        let (mut keys, mut scratch) = (Vec::new(), Vec::new());
+        for run in runs {
+            let mut sorted = run.clone();
+            sort_run(&mut sorted, &mut keys, &mut scratch);
+            let mut expected = run;
+            expected.sort_by(f64::total_cmp);
+            // f64 equality: -0.0 and 0.0 may come in either order, as for the sketch.
+            assert_eq!(sorted, expected);
         }
     }
 
@@ -991,15 +1205,22 @@ mod tests {
     fn update_throughput() {
         for shape in ["uniform", "ascending"] {
             let values = data(shape, 20_000_000, 121);
-            let start = std::time::Instant::now();
-            let sketch = sketch(Kll::DEFAULT_K, &values);
-            let seconds = start.elapsed().as_secs_f64() / values.len() as f64;
-            println!(
-                "{shape}: {:.1} ns/item, {:.1} M items/s",
-                seconds * 1e9,
-                1e-6 / seconds
-            );
-            assert_eq!(sketch.n(), values.len() as u64);
+            for many in [false, true] {
+                let start = std::time::Instant::now();
+                let sketch = if many {
+                    sketch_many(Kll::DEFAULT_K, &values)
+                } else {
+                    sketch(Kll::DEFAULT_K, &values)
+                };
+                let seconds = start.elapsed().as_secs_f64() / values.len() as f64;
+                println!(
+                    "{shape} many={many}: {:.1} ns/item, {:.1} M items/s, error {:.4}",
+                    seconds * 1e9,
+                    1e-6 / seconds,
+                    max_rank_error(&sketch, &values)
+                );
+                assert_eq!(sketch.n(), values.len() as u64);
+            }
         }
     }
 }

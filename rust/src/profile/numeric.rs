@@ -17,7 +17,10 @@ pub struct NumericStats {
     pub negative_infinity: u64,
     /// Over the finite values.
     pub moments: Moments,
-    pub distinct: Distinct,
+    /// Distinct finite values, except those the shape counts exactly: while a column has few
+    /// values, hashing every row into the sketch would be a large part of profiling it, and
+    /// the exact count says more. `distinct()` gives the sketch of all of them.
+    distinct: Distinct,
     pub shape: Shape,
 }
 
@@ -61,10 +64,6 @@ impl NumericStats {
         let finite = self.split_off_non_finite(values);
         let finite = finite.as_ref();
         self.moments.merge(&Moments::of(finite));
-        for &value in finite {
-            // -0.0 and 0.0 are one value.
-            self.distinct.update((value + 0.0).to_bits());
-        }
         match &mut self.shape {
             Shape::Open {
                 range,
@@ -76,14 +75,44 @@ impl NumericStats {
                     *min = min.min(low);
                     *max = max.max(high);
                 }
-                for &value in finite {
-                    quantiles.update(value);
-                }
-                if values.as_mut().is_some_and(|counts| !counts.update(finite)) {
-                    *values = None;
+                quantiles.update_many(finite);
+                if !values.as_mut().is_some_and(|counts| counts.update(finite)) {
+                    if let Some(counts) = values.take() {
+                        add_distinct(&mut self.distinct, counts.iter().map(|(value, _)| value));
+                    }
+                    add_distinct(&mut self.distinct, finite.iter().copied());
                 }
             }
-            Shape::Private(histogram) => histogram.update(finite),
+            Shape::Private(histogram) => {
+                histogram.update(finite);
+                add_distinct(&mut self.distinct, finite.iter().copied());
+            }
+        }
+    }
+
+    /// The distinct-count sketch of all the finite values.
+    pub fn distinct(&self) -> Cow<'_, Distinct> {
+        match &self.shape {
+            Shape::Open {
+                values: Some(counts),
+                ..
+            } => {
+                let mut distinct = self.distinct.clone();
+                add_distinct(&mut distinct, counts.iter().map(|(value, _)| value));
+                Cow::Owned(distinct)
+            }
+            _ => Cow::Borrowed(&self.distinct),
+        }
+    }
+
+    /// The number of distinct finite values: exact while the column has few, else estimated.
+    pub fn distinct_count(&self) -> f64 {
+        match &self.shape {
+            Shape::Open {
+                values: Some(counts),
+                ..
+            } => counts.number_of_values() as f64,
+            _ => self.distinct.estimate(),
         }
     }
 
@@ -131,10 +160,19 @@ impl NumericStats {
                     (a, b) => a.or(b),
                 };
                 quantiles.merge(other_quantiles);
-                *values = match (values.take(), other_values) {
-                    (Some(mut mine), Some(theirs)) => mine.merge(theirs).then_some(mine),
-                    _ => None,
+                let mut mine = values.take();
+                let counted = match (&mut mine, other_values) {
+                    (Some(mine), Some(theirs)) => mine.merge(theirs),
+                    _ => false,
                 };
+                if counted {
+                    *values = mine;
+                } else {
+                    // Values leaving the exact counts must now be in the distinct-count sketch.
+                    for counts in mine.iter().chain(other_values) {
+                        add_distinct(&mut self.distinct, counts.iter().map(|(v, _)| v));
+                    }
+                }
             }
             (Shape::Private(histogram), Shape::Private(other)) => histogram.merge(other),
             _ => {
@@ -155,7 +193,7 @@ impl NumericStats {
         out.put_u64(self.positive_infinity);
         out.put_u64(self.negative_infinity);
         self.moments.write(out);
-        self.distinct.write(out);
+        self.distinct().write(out);
         match &self.shape {
             Shape::Open {
                 range,
@@ -227,6 +265,13 @@ impl NumericStats {
             distinct,
             shape,
         })
+    }
+}
+
+fn add_distinct(distinct: &mut Distinct, values: impl Iterator<Item = f64>) {
+    for value in values {
+        // -0.0 and 0.0 are one value.
+        distinct.update((value + 0.0).to_bits());
     }
 }
 

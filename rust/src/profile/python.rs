@@ -167,7 +167,7 @@ fn column_summary<'py>(py: Python<'py>, column: &ColumnProfile) -> PyResult<Boun
     summary.set_item("values", column.values())?;
     match &column.stats {
         Stats::Numeric(stats) => {
-            summary.set_item("distinct", stats.distinct.estimate())?;
+            summary.set_item("distinct", stats.distinct_count())?;
             summary.set_item("nan", stats.nan)?;
             summary.set_item("positive_infinity", stats.positive_infinity)?;
             summary.set_item("negative_infinity", stats.negative_infinity)?;

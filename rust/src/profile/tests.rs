@@ -106,7 +106,7 @@ fn a_merged_profile_matches_the_profile_of_the_whole() {
                     let exact_median = qa.quantile(0.5).unwrap();
                     assert!(exact_median.is_finite());
                 }
-                let (ea, eb) = (a.distinct.estimate(), b.distinct.estimate());
+                let (ea, eb) = (a.distinct().estimate(), b.distinct().estimate());
                 assert!((ea - eb).abs() <= 0.05 * eb, "distinct {ea} vs {eb}");
             }
             (Stats::Categorical(a), Stats::Categorical(b)) => {

@@ -57,6 +57,10 @@ impl ValueCounts {
         true
     }
 
+    pub fn number_of_values(&self) -> usize {
+        self.values.len()
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
         self.values.iter().copied().zip(self.counts.iter().copied())
     }
