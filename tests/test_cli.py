@@ -86,7 +86,7 @@ def test_compile_then_score(runner, tmp_path, compile_inputs):
         ["score", str(bundle), str(source), "-o", str(out), "--json", "--insecure-unsigned"],
     )
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)  # stderr carries the --insecure-unsigned warning
     assert summary["rows_scored"] == 1000 and summary["model"] == "credit"
     assert pq.read_table(out / "part-00000-00000.parquet").num_rows == 1000
 
@@ -116,7 +116,10 @@ def test_score_bad_input_exits_1_naming_file_and_column(runner, tmp_path, bundle
         ["score", str(bundle_path), str(source), "-o", str(tmp_path / "o"), "--insecure-unsigned"],
     )
     assert result.exit_code == 1
-    assert result.output == f"Error: {source}: column 'region': missing from the file\n"
+    assert result.output == (
+        f"warning: {bundle_path} is not verified (--insecure-unsigned)\n"
+        f"Error: {source}: column 'region': missing from the file\n"
+    )
 
 
 def test_score_usage_error_exits_2(runner, bundle_path):

@@ -30,6 +30,7 @@ def variant(bundle: Bundle, *, name: str | None = None, version: int | None = No
 class World:
     tmp: Path
     bundle: Bundle
+    expiry: dict[str, timedelta] | None = None
 
     def __post_init__(self) -> None:
         self.keys = self.tmp / "keys"
@@ -40,11 +41,11 @@ class World:
             self.tmp / f"{self.bundle.name}-{self.bundle.version}.ewb"
         )
 
-    def repository(self, *key_dirs: Path, expiry: dict[str, timedelta] | None = None) -> Any:
-        return DirectoryRepository(self.repo, KeyRing(list(key_dirs) or [self.keys]), expiry)
+    def repository(self, *key_dirs: Path) -> DirectoryRepository:
+        return DirectoryRepository(self.repo, KeyRing(list(key_dirs) or [self.keys]), self.expiry)
 
-    def init(self, expiry: dict[str, timedelta] | None = None) -> DirectoryRepository:
-        repository = self.repository(expiry=expiry)
+    def init(self) -> DirectoryRepository:
+        repository = self.repository()
         repository.init(operator_keys=[self.public["operator"]])
         # The client pins the first root, copied out of the repository once.
         shutil.copy(self.repo / "metadata" / "1.root.json", self.tmp / "root.json")

@@ -140,18 +140,19 @@ def describe_trust(verified: VerifiedBundle) -> str:
 
 
 def describe_manifest(manifest: dict[str, Any]) -> list[str]:
-    outputs = manifest.get("outputs", {})
+    names = [str(column["name"]) for column in manifest["inputs"]]
+    outputs = manifest["outputs"]
+    engine = manifest.get("engine", {})
     lines = [
-        f"bundle:   {manifest['name']} version {manifest['version']} ({manifest['task']})",
-        f"inputs:   {len(manifest['inputs'])} columns: {', '.join(manifest['inputs'][:8])}"
-        + (" ..." if len(manifest["inputs"]) > 8 else ""),
-        f"outputs:  {', '.join(f'{k}={v}' for k, v in outputs.items() if k != 'columns')}",
+        f"bundle:   {manifest['name']} version {manifest['version']} ({manifest['task']}), "
+        f"created {manifest.get('created', 'at an unknown time')}",
+        f"inputs:   {len(names)} columns: {', '.join(names[:6])}{' ...' if len(names) > 6 else ''}",
+        f"outputs:  {', '.join(f'{k} {v}' for k, v in outputs.items() if k != 'task')}",
+        f"engine:   {engine.get('name', '?')} (graph {engine.get('graph', '?')})",
+        f"model:    {manifest.get('lineage', {}).get('estimator', 'not recorded')}",
     ]
-    lineage = manifest.get("lineage", {})
-    if lineage.get("estimator"):
-        lines.append(f"model:    {lineage['estimator']}")
     for member, info in sorted(manifest["files"].items()):
         lines.append(
-            f"file:     {member:<18} {info['length']:>12,} bytes  sha256 {info['sha256'][:16]}"
+            f"file:     {member:<18} {info['length']:>10,} bytes  sha256 {info['sha256'][:16]}"
         )
     return lines
