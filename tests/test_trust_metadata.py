@@ -3,7 +3,7 @@ views, oversized files, and a fast-forward that key rotation must recover from."
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from trust_world import World, variant
@@ -135,3 +135,16 @@ def test_recovery_from_a_fast_forward_attack_by_key_rotation(world):
     )
     assert world.current("timestamp") < 10_000
     assert world.verify().root_version == 2
+
+
+def test_refresh_renews_what_would_expire_before_it_does(tmp_path, bundle):
+    short = {"targets": timedelta(hours=1), "snapshot": timedelta(hours=1)}
+    aging = World(tmp_path, bundle, expiry=short)
+    aging.init()
+    aging.publish()
+    aging.expiry = None  # the usual lifetimes: one hour left is less than half of them
+    assert aging.repository().refresh() == ["targets", "snapshot"]
+    assert aging.repository().refresh() == []
+    snapshot = aging.load("snapshot.json").signed
+    assert snapshot.expires - datetime.now(UTC) > timedelta(days=6)
+    assert aging.verify().target.version == 3

@@ -159,16 +159,21 @@ def repo_add_command(
 @click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @keys_option
 def repo_refresh_command(directory: Path, key_dirs: tuple[Path, ...]) -> None:
-    """Re-sign the timestamp before it expires (run it from cron, more often than daily).
+    """Re-sign the timestamp, and the snapshot and targets (with their keys at hand) once half
+    their lifetime is gone. Run it from cron several times a day: a timestamp lasts one day.
 
     \b
     Example:
-      edgewise repo refresh repo/ --keys timestamp-keys/
+      edgewise repo refresh repo/ --keys online-keys/
     """
-    timestamp = _repository(directory, key_dirs).refresh()
+    repository = _repository(directory, key_dirs)
+    renewed = repository.refresh()
+    timestamp = repository.timestamp()
     click.echo(
         f"timestamp version {timestamp.version}, expires {timestamp.expires:%Y-%m-%d %H:%M} UTC"
     )
+    if renewed:
+        click.echo(f"renewed: {', '.join(renewed)}")
 
 
 @repo_group.command("rotate-root")

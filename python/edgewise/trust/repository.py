@@ -193,12 +193,26 @@ class DirectoryRepository(Repository):
         self.publish()
         return delegated
 
-    def refresh(self) -> Timestamp:
-        """Re-sign the timestamp (a new version, a new expiry) for the same snapshot."""
+    def refresh(self) -> list[str]:
+        """Re-sign what would otherwise expire; returns the roles renewed besides the timestamp.
+
+        Targets roles whose keys are at hand and the snapshot are renewed once less than half
+        their lifetime is left; the timestamp is re-signed every time.
+        """
         self._require_repository()
-        with self.edit_timestamp() as timestamp:
-            timestamp.snapshot_meta = self.snapshot_info
-        return self.timestamp()
+        renewed = [
+            role
+            for role in [Targets.type, *self.delegated_roles()]
+            if self._expiring(role) and self._can_sign(role)
+        ]
+        for role in renewed:
+            with self.edit_targets(role):
+                pass
+        if renewed or self._expiring(Snapshot.type):
+            self.publish()
+            return [*renewed, Snapshot.type]
+        self._stamp()
+        return renewed
 
     def rotate_root(
         self,
@@ -231,7 +245,7 @@ class DirectoryRepository(Repository):
         """A snapshot of every targets role's current version, then a timestamp of it."""
         with self.edit_snapshot() as snapshot:
             snapshot.meta.update(self.targets_infos)
-        self.refresh()
+        self._stamp()
 
     def delegated_roles(self) -> dict[str, DelegatedRole]:
         delegations = self.targets().delegations
@@ -240,6 +254,19 @@ class DirectoryRepository(Repository):
         return dict(delegations.roles)
 
     # Helpers.
+
+    def _stamp(self) -> None:
+        """A new timestamp (new version, new expiry) of the current snapshot."""
+        with self.edit_timestamp() as timestamp:
+            timestamp.snapshot_meta = self.snapshot_info
+
+    def _expiring(self, role: str) -> bool:
+        lifetime = self.expiry.get(role, self.expiry[Targets.type])
+        return self.open(role).signed.expires - datetime.now(UTC) < lifetime / 2
+
+    def _can_sign(self, role: str) -> bool:
+        definition = self._role_definition(role)
+        return len(self.keys.signers_for(definition.keyids)) >= definition.threshold
 
     def _metadata_path(self, role: str, version: int | None = None) -> Path:
         name = f"{role}.json" if version is None else f"{version}.{role}.json"
