@@ -149,33 +149,11 @@ def test_delegate_rotate_and_refresh(cli, tmp_path, signed, bundle):
         "keys",
     )
     assert out.startswith("role credit-team (") and out.endswith(") may sign credit-*\n")
+    as_publisher = ("--role", "credit-team", "--keys", "publisher", "--keys", "keys")
     newer = variant(bundle, version=4).write(tmp_path / "credit-4.ewb")
-    cli(
-        "repo",
-        "add",
-        "repo",
-        str(newer),
-        "--role",
-        "credit-team",
-        "--keys",
-        "publisher",
-        "--keys",
-        "keys",
-    )
+    cli("repo", "add", "repo", str(newer), *as_publisher)
     fraud = variant(bundle, name="fraud", version=1).write(tmp_path / "fraud-1.ewb")
-    out = cli(
-        "repo",
-        "add",
-        "repo",
-        str(fraud),
-        "--role",
-        "credit-team",
-        "--keys",
-        "publisher",
-        "--keys",
-        "keys",
-        code=1,
-    )
+    out = cli("repo", "add", "repo", str(fraud), *as_publisher, code=1)
     assert out == "Error: role credit-team may sign only credit-*, not fraud-1.ewb\n"
 
     cli("keys", "init", "new-keys")

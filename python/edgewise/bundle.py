@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .exceptions import BundleError
+from .exceptions import BundleError, EdgewiseError
 
 FORMAT = "edgewise-bundle"
 FORMAT_VERSION = 1
@@ -136,15 +136,24 @@ def _payload(model: bytes, health: bytes, reference: bytes | None) -> list[tuple
     return members
 
 
-def read_capped(path: Path, limit: int) -> bytes:
-    """The bytes of `path`, refusing a file (or a device, or a growing file) over `limit`."""
+def read_capped(
+    path: Path,
+    limit: int,
+    *,
+    limit_name: str | None = None,
+    error: type[EdgewiseError] = BundleError,
+) -> bytes:
+    """The bytes of `path`, refusing a file (or a device, or a growing file) over `limit`.
+
+    Reads one byte past the limit and no more: enough to tell, whatever the file holds.
+    """
     try:
         with path.open("rb") as handle:
             data = handle.read(limit + 1)
     except OSError as exc:
-        raise BundleError(f"{path}: cannot read bundle: {exc.strerror}") from exc
+        raise error(f"{path}: cannot read bundle: {exc.strerror}") from exc
     if len(data) > limit:
-        raise BundleError(f"{path}: longer than the limit of {limit} bytes")
+        raise error(f"{path}: longer than {limit_name or f'the limit of {limit} bytes'}")
     return data
 
 

@@ -20,7 +20,7 @@ from tuf.api.metadata import Metadata, Root, TargetFile
 from tuf.api.serialization import DeserializationError
 from tuf.ngclient import FetcherInterface, Updater, UpdaterConfig
 
-from ..bundle import Bundle, read_manifest
+from ..bundle import Bundle, read_capped, read_manifest
 from ..exceptions import TrustError
 from .accepted import AcceptedVersions
 from .fetchers import DirectoryFetcher
@@ -53,20 +53,28 @@ def default_state_dir(root: bytes) -> Path:
     return Path(base) / hashlib.sha256(root).hexdigest()[:16]
 
 
+#: What each kind of python-tuf refusal means, in words; the first match applies.
+EXPLANATIONS: tuple[tuple[type[Exception], str], ...] = (
+    (tuf_errors.DownloadLengthMismatchError, "metadata larger than allowed ({})"),
+    (tuf_errors.DownloadHTTPError, "missing from the repository ({})"),
+    (
+        tuf_errors.ExpiredMetadataError,
+        "expired: {} (the repository stopped signing, or a frozen copy is replayed)",
+    ),
+    (tuf_errors.BadVersionNumberError, "rollback refused: {}"),
+    (tuf_errors.UnsignedMetadataError, "not signed by enough trusted keys: {}"),
+    (
+        tuf_errors.LengthOrHashMismatchError,
+        "metadata does not match its signed length or hashes: {}",
+    ),
+)
+
+
 def explain(exc: Exception) -> str:
     """Say in words why python-tuf refused metadata."""
-    if isinstance(exc, tuf_errors.DownloadLengthMismatchError):
-        return f"metadata larger than allowed ({exc})"
-    if isinstance(exc, tuf_errors.DownloadHTTPError):
-        return f"missing from the repository ({exc})"
-    if isinstance(exc, tuf_errors.ExpiredMetadataError):
-        return f"expired: {exc} (the repository stopped signing, or a frozen copy is replayed)"
-    if isinstance(exc, tuf_errors.BadVersionNumberError):
-        return f"rollback refused: {exc}"
-    if isinstance(exc, tuf_errors.UnsignedMetadataError):
-        return f"not signed by enough trusted keys: {exc}"
-    if isinstance(exc, tuf_errors.LengthOrHashMismatchError):
-        return f"metadata does not match its signed length or hashes: {exc}"
+    for kind, template in EXPLANATIONS:
+        if isinstance(exc, kind):
+            return template.format(exc)
     if isinstance(exc, DeserializationError) and exc.__cause__ is not None:
         # python-tuf's own message is only "Failed to deserialize"; the cause says what failed.
         return f"invalid metadata: {exc.__cause__}"
@@ -163,7 +171,9 @@ class TrustClient:
         """
         manifest = read_manifest(path)  # only to learn which target to look up
         info, signed = self.lookup(str(manifest["name"]), int(manifest["version"]))
-        data = _read_at_most(path, info.length)
+        data = read_capped(
+            path, info.length, limit_name=f"the {info.length} bytes signed for it", error=TrustError
+        )
         self._check(data, info, signed, str(path), name=name, hardware=hardware)
         bundle = Bundle.from_bytes(data, str(path))
         if (bundle.name, bundle.version) != (signed.name, signed.version):
@@ -197,18 +207,6 @@ class TrustClient:
                 f"{source}: signed as {signed.describe()}, but this client is hardware "
                 f"{hardware} (wrong hardware)"
             )
-
-
-def _read_at_most(path: Path, length: int) -> bytes:
-    """Read the signed length and one byte more: enough to tell a longer file, no more."""
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(length + 1)
-    except OSError as exc:
-        raise TrustError(f"{path}: cannot read bundle: {exc.strerror}") from exc
-    if len(data) > length:
-        raise TrustError(f"{path}: longer than the {length} bytes signed for it")
-    return data
 
 
 def verify_bundle(
