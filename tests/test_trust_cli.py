@@ -165,6 +165,11 @@ def test_delegate_rotate_and_refresh(cli, tmp_path, signed, bundle):
     assert cli("repo", "refresh", "repo", "--keys", "new-keys").startswith("timestamp version ")
     out = cli("bundle", "verify", str(newer), "--repo", "repo", "--root", "root.json")
     assert "signed as credit version 4, vouched for by root version 2" in out
+    # Only the timestamp key: the root keys stay.
+    cli("keys", "add", "online", "timestamp")
+    out = cli("repo", "rotate-root", "repo", "--keys", "new-keys", "--new-keys", "online")
+    assert out.startswith("root version 3: new keys for timestamp\nrevoked: ")
+    cli("bundle", "verify", str(newer), "--repo", "repo", "--root", "root.json")
     # The old keys alone can no longer publish.
     out = cli("repo", "refresh", "repo", "--keys", "keys", code=1)
     assert out.startswith("Error: signing timestamp needs 1 of its keys; 0 found in keys")

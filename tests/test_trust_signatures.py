@@ -148,3 +148,16 @@ def test_publisher_signing_a_name_outside_its_delegation_is_refused(world):
     assert "fraud-1.ewb" in world.load(f"{version}.credit-team.json").signed.targets
     with pytest.raises(TrustError, match=r"fraud-1\.ewb: not signed: no targets metadata trusted"):
         world.verify(fraud_path)
+
+
+def test_a_leaked_publisher_key_is_replaced_by_delegating_again(world):
+    old_keys, new_keys = world.tmp / "publisher-old", world.tmp / "publisher-new"
+    world.repository().delegate("credit-team", generate_key(old_keys, "credit-team"), ["credit-*"])
+    world.publish(role="credit-team", keys=[old_keys, world.keys])
+    world.repository().delegate("credit-team", generate_key(new_keys, "credit-team"), ["credit-*"])
+    # What the leaked key signed no longer counts...
+    with pytest.raises(TrustError, match=r"credit-team was signed by 0/1 keys"):
+        world.verify()
+    # ...until the publisher re-signs with the new key.
+    assert world.repository(new_keys, world.keys).refresh() == ["credit-team", "snapshot"]
+    assert world.verify().target.describe() == "credit version 3"

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from securesystemslib.signer import Key
 
 F = Callable[..., Any]
 
@@ -183,8 +186,8 @@ def repo_refresh_command(directory: Path, key_dirs: tuple[Path, ...]) -> None:
     "--new-keys",
     required=True,
     type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="Directory of the new keys (its root-* keys become the root keys; targets, snapshot, "
-    "timestamp and operator keys found there replace the old ones).",
+    help="Directory of the new keys: its root-* keys (if any) become the root keys; targets, "
+    "snapshot, timestamp and operator keys found there replace the old ones.",
 )
 @threshold_option
 def repo_rotate_root_command(
@@ -198,20 +201,27 @@ def repo_rotate_root_command(
       edgewise keys init new-keys/
       edgewise repo rotate-root repo/ --keys keys/ --new-keys new-keys/
     """
-    from ..trust import DirectoryRepository, KeyRing
+    from ..trust import DirectoryRepository, KeyRing, operator_keys
     from ..trust.keys import ROLE_KEYS, ROOT_KEY_PREFIX
 
     fresh = KeyRing([new_keys]).public_keys()
-    root_keys = [key for name, key in fresh.items() if name.startswith(ROOT_KEY_PREFIX)]
+    repository = DirectoryRepository(directory, KeyRing([new_keys, *key_dirs]))
+    current = repository.root()
+    new_root_keys: list[Key] = [
+        key for name, key in fresh.items() if name.startswith(ROOT_KEY_PREFIX)
+    ]
+    # Without new root keys the root keys stay: a rotation of online keys only.
+    root_keys = new_root_keys or [current.keys[k] for k in current.roles["root"].keyids]
     role_keys = {r: fresh[r] for r in ROLE_KEYS if r in fresh and r != "operator"}
     operators = [fresh["operator"]] if "operator" in fresh else None
-    repository = DirectoryRepository(directory, KeyRing([new_keys, *key_dirs]))
-    before = set(repository.root().keys)
+    before = set(current.keys) | set(operator_keys(current))
     root = repository.rotate_root(
         root_keys, root_threshold=threshold, role_keys=role_keys, operator_keys=operators
     )
-    revoked = sorted(keyid[:12] for keyid in before - set(root.keys))
-    replaced = ", ".join(["root", *role_keys, *(["operator"] if operators else [])])
+    revoked = sorted(keyid[:12] for keyid in before - set(root.keys) - set(operator_keys(root)))
+    replaced = ", ".join(
+        [*(["root"] if new_root_keys else []), *role_keys, *(["operator"] if operators else [])]
+    )
     click.echo(f"root version {root.version}: new keys for {replaced}")
     click.echo(f"revoked: {', '.join(revoked) or 'none'}")
 

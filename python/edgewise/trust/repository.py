@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import cast
 
 from securesystemslib.signer import Key
+from tuf.api.exceptions import UnsignedMetadataError
 from tuf.api.metadata import (
     TOP_LEVEL_ROLE_NAMES,
     DelegatedRole,
@@ -196,14 +197,16 @@ class DirectoryRepository(Repository):
     def refresh(self) -> list[str]:
         """Re-sign what would otherwise expire; returns the roles renewed besides the timestamp.
 
-        Targets roles whose keys are at hand and the snapshot are renewed once less than half
-        their lifetime is left; the timestamp is re-signed every time.
+        Targets roles whose keys are at hand are renewed once less than half their lifetime is
+        left, or when their signatures no longer count (a delegation given a new key); so is
+        the snapshot. The timestamp is re-signed every time.
         """
         self._require_repository()
         renewed = [
             role
             for role in [Targets.type, *self.delegated_roles()]
-            if self._expiring(role) and self._can_sign(role)
+            if (self._expiring(role) or not self._signed_under_current_keys(role))
+            and self._can_sign(role)
         ]
         for role in renewed:
             with self.edit_targets(role):
@@ -263,6 +266,15 @@ class DirectoryRepository(Repository):
     def _expiring(self, role: str) -> bool:
         lifetime = self.expiry.get(role, self.expiry[Targets.type])
         return self.open(role).signed.expires - datetime.now(UTC) < lifetime / 2
+
+    def _signed_under_current_keys(self, role: str) -> bool:
+        md = self.open(role)
+        delegator: Root | Targets = self.root() if role == Targets.type else self.targets()
+        try:
+            delegator.verify_delegate(role, md.signed_bytes, md.signatures)
+        except UnsignedMetadataError:
+            return False
+        return True
 
     def _can_sign(self, role: str) -> bool:
         definition = self._role_definition(role)
