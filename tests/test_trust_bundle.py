@@ -6,6 +6,7 @@ import pytest
 from trust_world import variant
 
 from edgewise import Bundle, TrustError
+from edgewise.trust import verify_bundle
 
 
 def test_a_published_bundle_verifies(world):
@@ -85,4 +86,7 @@ def test_valid_bundle_for_another_hardware_class_is_refused(world):
 def test_a_renamed_bundle_is_found_by_its_manifest(world):
     world.publish()
     renamed = world.bundle_path.rename(world.tmp / "model.ewb")
-    assert world.verify(renamed).target.path == "credit-3.ewb"
+    verified = verify_bundle(
+        str(renamed), repo=str(world.repo), root=str(world.tmp / "root.json"), state_dir=world.state
+    )
+    assert verified.target.path == "credit-3.ewb"

@@ -210,14 +210,15 @@ class TrustClient:
 
 
 def verify_bundle(
-    path: Path,
+    path: str | os.PathLike[str],
     *,
-    repo: Path,
-    root: Path,
-    state_dir: Path | None = None,
+    repo: str | os.PathLike[str],
+    root: str | os.PathLike[str],
+    state_dir: str | os.PathLike[str] | None = None,
     name: str | None = None,
     hardware: str | None = None,
 ) -> VerifiedBundle:
     """Verify the bundle at `path` against the repository directory `repo` and pinned `root`."""
-    client = TrustClient.for_directory(repo, root, state_dir)
-    return client.verify_file(path, name=name, hardware=hardware)
+    state = None if state_dir is None else Path(state_dir)
+    client = TrustClient.for_directory(Path(repo), Path(root), state)
+    return client.verify_file(Path(path), name=name, hardware=hardware)
