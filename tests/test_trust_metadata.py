@@ -148,3 +148,20 @@ def test_refresh_renews_what_would_expire_before_it_does(tmp_path, bundle):
     snapshot = aging.load("snapshot.json").signed
     assert snapshot.expires - datetime.now(UTC) > timedelta(days=6)
     assert aging.verify().target.version == 3
+
+
+def test_the_directory_fetcher_serves_only_its_directory(world):
+    from tuf.api.exceptions import DownloadError, DownloadHTTPError
+
+    from edgewise.trust.fetchers import DirectoryFetcher
+
+    (world.tmp / "secret.txt").write_text("not for clients")
+    (world.repo / "metadata" / "escape.json").symlink_to(world.tmp / "secret.txt")
+    fetcher = DirectoryFetcher(world.repo / "metadata")
+    base = fetcher.url_for(".")
+    assert fetcher.download_bytes(base + "1.root.json", 1 << 20).startswith(b"{")
+    for url in (base + "../../secret.txt", base + "escape.json", "https://example.com/x"):
+        with pytest.raises(DownloadError, match=r"outside the repository|file:// URLs only"):
+            fetcher.download_bytes(url, 1 << 20)
+    with pytest.raises(DownloadHTTPError, match="not found"):
+        fetcher.download_bytes(base + "99.root.json", 1 << 20)

@@ -39,6 +39,7 @@ from tuf.api.metadata import (
     Targets,
     Timestamp,
 )
+from tuf.api.serialization import DeserializationError
 from tuf.api.serialization.json import JSONSerializer
 from tuf.repository import Repository
 
@@ -84,8 +85,8 @@ class DirectoryRepository(Repository):
             return Metadata(_empty_signed(role))
         try:
             return Metadata.from_bytes(path.read_bytes())
-        except Exception as exc:  # python-tuf raises several kinds for a corrupt file
-            raise TrustError(f"{path}: unreadable {role} metadata: {exc}") from exc
+        except DeserializationError as exc:
+            raise TrustError(f"{path}: unreadable {role} metadata: {exc.__cause__}") from exc
 
     def close(self, role: str, md: Metadata) -> None:
         md.signed.version = self._stored_version(role) + 1

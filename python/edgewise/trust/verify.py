@@ -170,7 +170,10 @@ class TrustClient:
         its version becomes the oldest this client accepts for that name from now on.
         """
         manifest = read_manifest(path)  # only to learn which target to look up
-        info, signed = self.lookup(str(manifest["name"]), int(manifest["version"]))
+        name_in_manifest, version = manifest["name"], manifest["version"]
+        if not isinstance(name_in_manifest, str) or not isinstance(version, int):
+            raise TrustError(f"{path}: the manifest's name or version is malformed")
+        info, signed = self.lookup(name_in_manifest, version)
         data = read_capped(
             path, info.length, limit_name=f"the {info.length} bytes signed for it", error=TrustError
         )
