@@ -44,3 +44,13 @@ def bundle_path(tmp_path_factory: pytest.TempPathFactory, credit_model, credit_t
 @pytest.fixture(scope="session")
 def bundle(bundle_path: Path) -> Bundle:
     return Bundle.read(bundle_path)
+
+
+@pytest.fixture
+def world(tmp_path: Path, bundle: Bundle):
+    """Keys and an initialised repository (nothing published yet) in a fresh directory."""
+    from trust_world import World
+
+    created = World(tmp_path, bundle)
+    created.init()
+    return created

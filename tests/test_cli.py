@@ -81,9 +81,12 @@ def test_compile_then_score(runner, tmp_path, compile_inputs):
     source = tmp_path / "in.parquet"
     credit_frame(1000, seed=3).to_parquet(source, index=False)
     out = tmp_path / "scores"
-    result = runner.invoke(main, ["score", str(bundle), str(source), "-o", str(out), "--json"])
+    result = runner.invoke(
+        main,
+        ["score", str(bundle), str(source), "-o", str(out), "--json", "--insecure-unsigned"],
+    )
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)  # stderr carries the --insecure-unsigned warning
     assert summary["rows_scored"] == 1000 and summary["model"] == "credit"
     assert pq.read_table(out / "part-00000-00000.parquet").num_rows == 1000
 
@@ -109,10 +112,14 @@ def test_score_bad_input_exits_1_naming_file_and_column(runner, tmp_path, bundle
     source = tmp_path / "in.parquet"
     credit_frame(10).drop(columns=["region"]).to_parquet(source, index=False)
     result = runner.invoke(
-        main, ["score", str(bundle_path), str(source), "-o", str(tmp_path / "o")]
+        main,
+        ["score", str(bundle_path), str(source), "-o", str(tmp_path / "o"), "--insecure-unsigned"],
     )
     assert result.exit_code == 1
-    assert result.output == f"Error: {source}: column 'region': missing from the file\n"
+    assert result.output == (
+        f"warning: {bundle_path} is not verified (--insecure-unsigned)\n"
+        f"Error: {source}: column 'region': missing from the file\n"
+    )
 
 
 def test_score_usage_error_exits_2(runner, bundle_path):
@@ -123,7 +130,16 @@ def test_score_usage_error_exits_2(runner, bundle_path):
 
 def test_debug_shows_the_traceback(runner, tmp_path, bundle_path):
     result = runner.invoke(
-        main, ["--debug", "score", str(bundle_path), str(tmp_path / "none.parquet"), "-o", "o"]
+        main,
+        [
+            "--debug",
+            "score",
+            str(bundle_path),
+            str(tmp_path / "none.parquet"),
+            "-o",
+            "o",
+            "--insecure-unsigned",
+        ],
     )
     assert result.exit_code == 1
     assert type(result.exception).__name__ == "DataFileError"

@@ -16,3 +16,5 @@ def test_demo_trains_compiles_scores_and_quarantines(tmp_path):
     assert "fidelity against scikit-learn: native: max |diff|" in text
     assert "fidelity against scikit-learn: onnxruntime: max |diff|" in text
     assert "column 'channel' is null" in text
+    assert "verified: signed as credit-risk version 1 under root version 1" in text
+    assert (tmp_path / "repo" / "metadata" / "1.root.json").exists()

@@ -261,7 +261,16 @@ def test_profile_of_the_scored_data_and_drift_from_the_training_data(tmp_path, b
     moved = frame.assign(income=frame["income"] * 1.6)
     shifted = write_frame(tmp_path / "moved.parquet", moved)
     result = CliRunner().invoke(
-        main, ["score", str(bundle_path), str(shifted), "-o", str(tmp_path / "moved"), "--profile"]
+        main,
+        [
+            "score",
+            str(bundle_path),
+            str(shifted),
+            "-o",
+            str(tmp_path / "moved"),
+            "--profile",
+            "--insecure-unsigned",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "warning: the scored data drifted from the training data in 1 column(s): income" in (

@@ -13,6 +13,7 @@ from .exceptions import (
     ProfileFormatError,
     SchemaError,
     ScoreRunError,
+    TrustError,
     UnsupportedModelError,
 )
 from .model import Model
@@ -44,6 +45,7 @@ __all__ = [
     "SchemaError",
     "ScoreRunError",
     "ScoreSummary",
+    "TrustError",
     "UnsupportedModelError",
     "ValidationReport",
     "__version__",

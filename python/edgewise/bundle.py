@@ -12,6 +12,9 @@ Layout (format version 1)::
 
 Reading is defensive: only regular files with known names, each within a size cap that is
 checked before anything is read, and every member must match the hash the manifest lists.
+Nothing is ever decompressed (a compressed archive is refused, and so is a sparse member, whose
+header can promise gigabytes from a few bytes), and nothing is extracted to disk: members are
+read into memory by name, so a path in the tar can never point outside anything.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .exceptions import BundleError
+from .exceptions import BundleError, EdgewiseError
 
 FORMAT = "edgewise-bundle"
 FORMAT_VERSION = 1
@@ -38,6 +41,15 @@ REFERENCE = "reference.profile"
 #: Upper bounds on member sizes, checked from the tar header before reading.
 MEMBER_LIMITS = {MANIFEST: 4 << 20, MODEL: 2 << 30, HEALTH: 256 << 20, REFERENCE: 64 << 20}
 REQUIRED_MEMBERS = (MANIFEST, MODEL, HEALTH)
+#: The largest bundle file worth opening: every member at its cap plus tar headers and padding.
+MAX_BUNDLE_BYTES = sum(MEMBER_LIMITS.values()) + (1 << 20)
+#: How compressed archives start; a bundle is a plain tar, so none of these is read.
+COMPRESSION_MAGIC = {
+    b"\x1f\x8b": "gzip",
+    b"BZh": "bzip2",
+    b"\xfd7zXZ\x00": "xz",
+    b"\x28\xb5\x2f\xfd": "zstd",
+}
 
 
 def sha256_hex(data: bytes) -> str:
@@ -97,20 +109,12 @@ class Bundle:
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> Bundle:
         path = Path(path)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise BundleError(f"{path}: cannot read bundle: {exc.strerror}") from exc
-        return cls.from_bytes(data, source=str(path))
+        return cls.from_bytes(read_capped(path, MAX_BUNDLE_BYTES), source=str(path))
 
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "bundle") -> Bundle:
         members = _read_members(data, source)
-        try:
-            manifest = json.loads(members[MANIFEST])
-        except ValueError as exc:
-            raise BundleError(f"{source}: {MANIFEST} is not valid JSON: {exc}") from exc
-        _check_manifest(manifest, source)
+        manifest = _parse_manifest(members[MANIFEST], source)
         listed_files = manifest["files"]
         for name, data in members.items():
             if name == MANIFEST:
@@ -132,31 +136,110 @@ def _payload(model: bytes, health: bytes, reference: bytes | None) -> list[tuple
     return members
 
 
+def read_capped(
+    path: Path,
+    limit: int,
+    *,
+    limit_name: str | None = None,
+    error: type[EdgewiseError] = BundleError,
+) -> bytes:
+    """The bytes of `path`, refusing a file (or a device, or a growing file) over `limit`.
+
+    Reads one byte past the limit and no more: enough to tell, whatever the file holds.
+    """
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise error(f"{path}: cannot read bundle: {exc.strerror}") from exc
+    if len(data) > limit:
+        raise error(f"{path}: longer than {limit_name or f'the limit of {limit} bytes'}")
+    return data
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The checked manifest of the bundle at `path`, reading the tar headers and the manifest.
+
+    Verification uses this to learn which signed target to look up before it reads the rest.
+    """
+    try:
+        with path.open("rb") as handle:
+            _refuse_compressed(handle.read(8), str(path))
+            handle.seek(0)
+            with tarfile.open(fileobj=handle, mode="r:") as tar:
+                # Every header is checked (the reader seeks past member data), so a hostile
+                # archive is refused here, before anything is looked up or read.
+                seen: set[str] = set()
+                manifest: bytes | None = None
+                for info in tar:
+                    _check_member(info, seen, str(path))
+                    if info.name == MANIFEST:
+                        manifest = _member_bytes(tar, info)
+    except OSError as exc:
+        raise BundleError(f"{path}: cannot read bundle: {exc.strerror}") from exc
+    except tarfile.TarError as exc:
+        raise BundleError(f"{path}: not a bundle (unreadable tar: {exc})") from exc
+    if manifest is None:
+        raise BundleError(f"{path}: missing {MANIFEST}")
+    return _parse_manifest(manifest, str(path))
+
+
+def _refuse_compressed(head: bytes, source: str) -> None:
+    for magic, kind in COMPRESSION_MAGIC.items():
+        if head.startswith(magic):
+            raise BundleError(
+                f"{source}: a {kind}-compressed archive; bundles are plain tar files and are "
+                "never decompressed (a small compressed file can expand without bound)"
+            )
+
+
+def _check_member(info: tarfile.TarInfo, seen: set[str], source: str) -> None:
+    """Refuse, from the header alone, any member that is not one expected regular file."""
+    if info.name not in MEMBER_LIMITS:
+        raise BundleError(f"{source}: unexpected member {info.name!r}")
+    if not info.isreg():
+        raise BundleError(f"{source}: member {info.name!r} is not a regular file")
+    if info.issparse():
+        raise BundleError(f"{source}: member {info.name!r} is a sparse file")
+    if info.size > MEMBER_LIMITS[info.name]:
+        raise BundleError(
+            f"{source}: member {info.name!r} is {info.size} bytes, "
+            f"over the limit of {MEMBER_LIMITS[info.name]}"
+        )
+    if info.name in seen:
+        raise BundleError(f"{source}: member {info.name!r} appears twice")
+    seen.add(info.name)
+
+
+def _member_bytes(tar: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
+    extracted = tar.extractfile(info)
+    assert extracted is not None  # regular files always have content
+    return extracted.read()
+
+
 def _read_members(data: bytes, source: str) -> dict[str, bytes]:
+    _refuse_compressed(data[:8], source)
     members: dict[str, bytes] = {}
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
             for info in tar:
-                if info.name not in MEMBER_LIMITS:
-                    raise BundleError(f"{source}: unexpected member {info.name!r}")
-                if not info.isreg():
-                    raise BundleError(f"{source}: member {info.name!r} is not a regular file")
-                if info.size > MEMBER_LIMITS[info.name]:
-                    raise BundleError(
-                        f"{source}: member {info.name!r} is {info.size} bytes, "
-                        f"over the limit of {MEMBER_LIMITS[info.name]}"
-                    )
-                if info.name in members:
-                    raise BundleError(f"{source}: member {info.name!r} appears twice")
-                extracted = tar.extractfile(info)
-                assert extracted is not None  # regular files always have content
-                members[info.name] = extracted.read()
+                _check_member(info, set(members), source)
+                members[info.name] = _member_bytes(tar, info)
     except tarfile.TarError as exc:
         raise BundleError(f"{source}: not a bundle (unreadable tar: {exc})") from exc
     missing = [name for name in REQUIRED_MEMBERS if name not in members]
     if missing:
         raise BundleError(f"{source}: missing {', '.join(missing)}")
     return members
+
+
+def _parse_manifest(data: bytes, source: str) -> dict[str, Any]:
+    try:
+        manifest = json.loads(data)
+    except ValueError as exc:
+        raise BundleError(f"{source}: {MANIFEST} is not valid JSON: {exc}") from exc
+    _check_manifest(manifest, source)
+    return manifest
 
 
 def _check_manifest(manifest: Any, source: str) -> None:

@@ -13,12 +13,13 @@ from .compile import compile_pipeline, describe_source
 from .datasets import FEATURES, TARGET, credit_frame, credit_pipeline, write_credit_parquet
 from .model import Model
 from .score import QUARANTINE_DIR, ScoreSummary, score
+from .trust import DirectoryRepository, KeyRing, TrustClient, VerifiedBundle, init_keys
 
 Say = Callable[[str], None]
 
 
 def run_demo(workdir: Path, *, rows: int, train_rows: int, say: Say) -> ScoreSummary:
-    """Train, compile, and score `rows` rows; narrate each step through `say`."""
+    """Train, compile, sign, verify and score `rows` rows; narrate each step through `say`."""
     workdir.mkdir(parents=True, exist_ok=True)
 
     say(f"1. training a credit-risk pipeline on {train_rows:,} synthetic applicants")
@@ -53,14 +54,16 @@ def run_demo(workdir: Path, *, rows: int, train_rows: int, say: Say) -> ScoreSum
         if fidelity is not None:
             say(f"   fidelity against scikit-learn: {fidelity.describe()}")
 
-    say(f"3. writing {rows:,} applicants to score as Parquet (4 files)")
+    verified = sign_and_verify(bundle_path, workdir, say)
+
+    say(f"4. writing {rows:,} applicants to score as Parquet (4 files)")
     inputs = write_credit_parquet(
         workdir / "applicants", rows, files=4, seed=7, shift=0.1, broken_share=1e-4
     )
     say("   (about 1 in 10,000 rows lost its `channel` upstream; the model cannot score those)")
 
-    say("4. scoring them")
-    model = Model.load(bundle_path)
+    say("5. scoring them with the verified bundle")
+    model = Model.from_bundle(verified.bundle)
     summary = score(model, inputs, workdir / "scores", keep=["applicant_id"])
     say(
         f"   scored {summary.rows_scored:,} rows in {summary.seconds:.2f} s "
@@ -77,3 +80,24 @@ def run_demo(workdir: Path, *, rows: int, train_rows: int, say: Say) -> ScoreSum
             f"{Path(row['_source_file']).name} row {row['_source_row']}: {row['_reason']}"
         )
     return summary
+
+
+def sign_and_verify(bundle_path: Path, workdir: Path, say: Say) -> VerifiedBundle:
+    """Keys, a repository holding the bundle, and a client that verifies it from a pinned root."""
+    say("3. signing it: keys, a TUF repository, and verification from a pinned root")
+    keys = init_keys(workdir / "keys")
+    repository = DirectoryRepository(workdir / "repo", KeyRing([workdir / "keys"]))
+    root = repository.init(operator_keys=[keys["operator"]])
+    say(
+        f"   {len(keys)} Ed25519 keys in {workdir / 'keys'}; root version {root.version} needs "
+        f"{root.roles['root'].threshold} of {len(root.roles['root'].keyids)} root keys"
+    )
+    target = repository.add_bundle(bundle_path)
+    say(f"   published {target.path} in {workdir / 'repo'}")
+    client = TrustClient.for_directory(
+        workdir / "repo", workdir / "repo" / "metadata" / "1.root.json", workdir / "trust-state"
+    )
+    verified = client.verify_file(bundle_path, name=target.name)
+    signed_as, root_version = verified.target.describe(), verified.root_version
+    say(f"   verified: signed as {signed_as} under root version {root_version}")
+    return verified

@@ -37,3 +37,8 @@ class ProfileFormatError(EdgewiseError, ValueError):
 
 class ScoreRunError(EdgewiseError, RuntimeError):
     """An output directory holds a different run, so it cannot be resumed or reused."""
+
+
+class TrustError(EdgewiseError, ValueError):
+    """Keys, signed metadata or a bundle fail a trust check: unsigned, expired, rolled back,
+    tampered, or not what the client expected."""

@@ -8,11 +8,13 @@ import click
 
 from .. import __version__
 from ..exceptions import EdgewiseError
+from .bundle import bundle_group
 from .compile import compile_command
 from .demo import demo_command
 from .profiles import drift_command, profile_command
 from .schema import schema_group, validate_command
 from .score import score_command
+from .trust import keys_group, repo_group
 
 
 class EdgewiseGroup(click.Group):
@@ -36,7 +38,7 @@ def main(debug: bool) -> None:
     \b
     Example:
       edgewise compile model.joblib --train-data train.parquet --name churn --version 3
-      edgewise score churn-3.ewb data/ -o scores/ --keep customer_id
+      edgewise score churn-3.ewb data/ -o scores/ --trust repo/ --root root.json
     """
 
 
@@ -46,4 +48,7 @@ main.add_command(profile_command)
 main.add_command(drift_command)
 main.add_command(schema_group)
 main.add_command(validate_command)
+main.add_command(keys_group)
+main.add_command(repo_group)
+main.add_command(bundle_group)
 main.add_command(demo_command)

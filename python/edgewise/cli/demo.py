@@ -30,7 +30,7 @@ import click
     help="Keep the demo's files here [default: a temporary directory].",
 )
 def demo_command(rows: int, train_rows: int, workdir: Path | None) -> None:
-    """Run the main story on this machine: train, compile, verify and score.
+    """Run the main story on this machine: train, compile, sign, verify and score.
 
     \b
     Example:

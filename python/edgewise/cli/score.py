@@ -10,6 +10,7 @@ import click
 if TYPE_CHECKING:
     from ..engines import EngineChoice
 
+from .bundle import TrustOptions, describe_trust, trust_options
 from .output import echo_json, json_option, row_progress
 
 
@@ -55,6 +56,12 @@ from .output import echo_json, json_option, row_progress
     help="Profile the model inputs into OUTPUT/_edgewise_profile.ewprofile and warn when they "
     "drifted from the bundle's reference profile.",
 )
+@trust_options
+@click.option(
+    "--insecure-unsigned",
+    is_flag=True,
+    help="Score MODEL without verifying it (a bundle nobody vouched for, or a bare .onnx).",
+)
 @json_option
 def score_command(
     model: Path,
@@ -68,9 +75,14 @@ def score_command(
     compression: str,
     engine: EngineChoice,
     profile: bool,
+    trust: TrustOptions,
+    insecure_unsigned: bool,
     as_json: bool,
 ) -> None:
     """Score Parquet INPUTS (files, directories or glob patterns) with MODEL (.ewb or .onnx).
+
+    MODEL must verify against a signed repository (--trust DIR --root root.json) unless
+    --insecure-unsigned says to score it unverified.
 
     Scores go to OUTPUT as Parquet parts with the --keep columns, the scores, and the model
     name and version. Rows the model cannot score (nulls it cannot take, unknown categories)
@@ -79,12 +91,26 @@ def score_command(
 
     \b
     Example:
-      edgewise score churn-3.ewb 'data/2026-11-*.parquet' -o scores/ --keep customer_id --profile
+      edgewise score churn-3.ewb 'data/2026-11-*.parquet' -o scores/ --keep customer_id \\
+        --profile --trust repo/ --root root.json
     """
     from ..model import Model
     from ..score import score
 
-    loaded = Model.load(model, threads=threads, engine=engine)
+    if trust.given and insecure_unsigned:
+        raise click.UsageError("--insecure-unsigned and --trust exclude each other")
+    if trust.given:
+        verified = trust.verify(model)
+        loaded = Model.from_bundle(verified.bundle, threads=threads, engine=engine)
+        click.echo(f"trusted: {describe_trust(verified)}", err=True)
+    elif insecure_unsigned:
+        loaded = Model.load(model, threads=threads, engine=engine)
+        click.echo(f"warning: {model} is not verified (--insecure-unsigned)", err=True)
+    else:
+        raise click.UsageError(
+            f"{model} is not verified: give --trust DIR --root root.json, or "
+            "--insecure-unsigned to score a model nobody vouched for"
+        )
     with row_progress(not as_json, f"scoring with {loaded.name} v{loaded.version}") as progress:
         summary = score(
             loaded,
