@@ -24,12 +24,19 @@ impl Moments {
             return Self::default();
         }
         let count = values.len() as f64;
-        let mean = values.iter().sum::<f64>() / count;
-        let (m2, m3) = values.iter().fold((0.0, 0.0), |(m2, m3), &x| {
+        let mean = lanes(values, 0.0, |sum: &mut f64, x| *sum += x)
+            .iter()
+            .sum::<f64>()
+            / count;
+        let centred = lanes(values, (0.0, 0.0), |(m2, m3): &mut (f64, f64), x| {
             let d = x - mean;
             let d2 = d * d;
-            (m2 + d2, m3 + d2 * d)
+            *m2 += d2;
+            *m3 += d2 * d;
         });
+        let (m2, m3) = centred
+            .iter()
+            .fold((0.0, 0.0), |(m2, m3), lane| (m2 + lane.0, m3 + lane.1));
         Self {
             count: values.len() as u64,
             mean,
@@ -92,6 +99,25 @@ impl Moments {
         Ok(moments)
     }
 }
+
+/// Folds `values` into `LANES` accumulators, value i into lane i % LANES, so that the additions
+/// of different lanes do not wait for each other (and vectorize): several times faster than one
+/// running sum, whose every addition waits for the previous one.
+pub fn lanes<A: Copy>(values: &[f64], start: A, add: impl Fn(&mut A, f64)) -> [A; LANES] {
+    let mut acc = [start; LANES];
+    let mut chunks = values.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (lane, &x) in acc.iter_mut().zip(chunk) {
+            add(lane, x);
+        }
+    }
+    for (lane, &x) in acc.iter_mut().zip(chunks.remainder()) {
+        add(lane, x);
+    }
+    acc
+}
+
+pub const LANES: usize = 8;
 
 #[cfg(test)]
 mod tests {

@@ -6,7 +6,7 @@ use super::codec::{self, Reader, Write};
 use super::distinct::Distinct;
 use super::histogram::Histogram;
 use super::kll::Kll;
-use super::moments::Moments;
+use super::moments::{lanes, Moments};
 use super::values::ValueCounts;
 use crate::error::Result;
 
@@ -118,7 +118,15 @@ impl NumericStats {
 
     /// The finite values, borrowed when there is nothing else (the usual case).
     fn split_off_non_finite<'a>(&mut self, values: &'a [f64]) -> Cow<'a, [f64]> {
-        if values.iter().all(|v| v.is_finite()) {
+        // A mask of exponent bits over all values, not a search that stops at the first
+        // non-finite one, so that it vectorizes: finite values never have all exponent bits set.
+        const EXPONENT: u64 = 0x7ff0_0000_0000_0000;
+        let all_finite = lanes(values, 0, |seen: &mut u64, x| {
+            *seen |= u64::from(x.to_bits() & EXPONENT == EXPONENT)
+        })
+        .iter()
+        .all(|&seen| seen == 0);
+        if all_finite {
             return Cow::Borrowed(values);
         }
         let mut finite = Vec::with_capacity(values.len());
@@ -277,9 +285,16 @@ fn add_distinct(distinct: &mut Distinct, values: impl Iterator<Item = f64>) {
 
 fn min_max(values: &[f64]) -> Option<(f64, f64)> {
     let first = *values.first()?;
-    Some(
-        values
-            .iter()
-            .fold((first, first), |(lo, hi), &v| (lo.min(v), hi.max(v))),
-    )
+    let extremes = lanes(values, (first, first), |(low, high): &mut (f64, f64), x| {
+        // Plain comparisons (minsd, maxsd): the values are finite.
+        if x < *low {
+            *low = x;
+        }
+        if x > *high {
+            *high = x;
+        }
+    });
+    Some(extremes.iter().fold((first, first), |(low, high), lane| {
+        (low.min(lane.0), high.max(lane.1))
+    }))
 }

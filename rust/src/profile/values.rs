@@ -7,6 +7,8 @@ use crate::error::Result;
 
 /// Beyond this many distinct values a column is treated as continuous.
 pub const MAX_VALUES: usize = 64;
+/// Integers 0..SMALL are counted in a table first.
+const SMALL: usize = 64;
 
 /// Sorted distinct values with their counts; `None` in the column once there are too many.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -19,42 +21,55 @@ impl ValueCounts {
     /// Counts `values` (finite); false once the column has more than `MAX_VALUES` values.
     #[must_use]
     pub fn update(&mut self, values: &[f64]) -> bool {
-        // Runs of equal values are common (flags, sorted data): count them without a search.
+        // Counts, flags and codes are mostly small non-negative integers: those are tallied in
+        // a table indexed by value, with no search, and added to the sorted counts at the end.
+        let mut small = [0u64; SMALL];
+        // Runs of other equal values are common (sorted data): count them without a search.
         let mut last: Option<usize> = None;
         for &value in values {
-            if let Some(i) = last.filter(|&i| self.values[i] == value) {
+            let index = value as usize; // saturates: negative values give 0, caught below
+            if index < SMALL && index as f64 == value {
+                small[index] += 1;
+            } else if let Some(i) = last.filter(|&i| self.values[i] == value) {
                 self.counts[i] += 1;
-                continue;
+            } else if let Some(i) = self.slot(value) {
+                self.counts[i] += 1;
+                last = Some(i);
+            } else {
+                return false;
             }
-            let i = match self.values.binary_search_by(|v| v.total_cmp(&value)) {
-                Ok(i) => i,
-                Err(i) if self.values.len() < MAX_VALUES => {
-                    self.values.insert(i, value);
-                    self.counts.insert(i, 0);
-                    i
-                }
-                Err(_) => return false,
-            };
-            self.counts[i] += 1;
-            last = Some(i);
         }
-        true
+        small
+            .iter()
+            .enumerate()
+            .filter(|&(_, &count)| count > 0)
+            .all(|(value, &count)| self.add(value as f64, count))
     }
 
     /// Adds `other`'s counts; false when the union has more than `MAX_VALUES` values.
     #[must_use]
     pub fn merge(&mut self, other: &Self) -> bool {
-        for (&value, &count) in other.values.iter().zip(&other.counts) {
-            match self.values.binary_search_by(|v| v.total_cmp(&value)) {
-                Ok(i) => self.counts[i] += count,
-                Err(i) if self.values.len() < MAX_VALUES => {
-                    self.values.insert(i, value);
-                    self.counts.insert(i, count);
-                }
-                Err(_) => return false,
+        other.iter().all(|(value, count)| self.add(value, count))
+    }
+
+    #[must_use]
+    fn add(&mut self, value: f64, count: u64) -> bool {
+        self.slot(value).map(|i| self.counts[i] += count).is_some()
+    }
+
+    /// Where `value` is counted, added with a count of 0 if new; None when there is no room.
+    fn slot(&mut self, value: f64) -> Option<usize> {
+        // -0.0 is 0.0, as in the small-integer table.
+        let value = value + 0.0;
+        match self.values.binary_search_by(|v| v.total_cmp(&value)) {
+            Ok(i) => Some(i),
+            Err(i) if self.values.len() < MAX_VALUES => {
+                self.values.insert(i, value);
+                self.counts.insert(i, 0);
+                Some(i)
             }
+            Err(_) => None,
         }
-        true
     }
 
     pub fn number_of_values(&self) -> usize {
@@ -114,6 +129,36 @@ mod tests {
         assert!(other.update(&many));
         assert!(!counts.merge(&other));
         assert!(!other.update(&[1e9]));
+    }
+
+    #[test]
+    fn small_integers_and_other_values_count_alike() {
+        let values = [3.0, -0.0, 0.0, 70.0, 3.0, 2.5, -1.0, 63.0, 64.0, 3.0];
+        let mut counts = ValueCounts::default();
+        assert!(counts.update(&values));
+        let mut one_by_one = ValueCounts::default();
+        for value in values {
+            assert!(one_by_one.update(&[value]));
+        }
+        assert_eq!(counts, one_by_one);
+        assert_eq!(
+            counts.iter().collect::<Vec<_>>(),
+            [
+                (-1.0, 1),
+                (0.0, 2),
+                (2.5, 1),
+                (3.0, 3),
+                (63.0, 1),
+                (64.0, 1),
+                (70.0, 1)
+            ]
+        );
+        // 60 small integers and 10 others: too many values, found when the table is added.
+        let mixed: Vec<f64> = (0..60)
+            .map(f64::from)
+            .chain((0..10).map(|i| 100.5 + f64::from(i)))
+            .collect();
+        assert!(!ValueCounts::default().update(&mixed));
     }
 
     #[test]
