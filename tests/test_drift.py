@@ -32,7 +32,7 @@ def frames():
 @pytest.fixture(scope="module")
 def report(frames):
     reference, current, _ = frames
-    return edgewise.drift(reference, current)
+    return edgewise.drift(reference, current, exact=True)
 
 
 def test_every_shifted_column_and_no_unchanged_one_is_flagged(frames, report):
@@ -52,6 +52,7 @@ def test_profile_metrics_stay_within_the_sketch_error_of_the_exact_ones(frames, 
         ref = reference[column.name].to_numpy(zero_copy_only=False).astype(np.float64)
         cur = current[column.name].to_numpy(zero_copy_only=False).astype(np.float64)
         exact = drift_exact_numeric(ref, cur)
+        assert column.exact == exact, column.name  # the public exact mode computes the same
         band = column.metrics["ks_band"]
         assert abs(column.metrics["ks"] - exact["ks"]) <= band + 1e-12, column.name
         # The Wasserstein distance integrates the CDF error over the range of the values.
@@ -65,8 +66,35 @@ def test_profile_metrics_stay_within_the_sketch_error_of_the_exact_ones(frames, 
         exact = drift_exact_categorical(
             reference[column.name].to_pylist(), current[column.name].to_pylist()
         )
+        assert column.exact == exact, column.name
         assert column.score == pytest.approx(exact["js"], abs=1e-12)
         assert column.metrics["chi2"] == pytest.approx(exact["chi2"]["statistic"], rel=1e-9)
+
+
+def test_exact_mode_covers_every_column_and_needs_data(frames, report, tmp_path):
+    reference, current, _ = frames
+    assert all(column.exact is not None for column in report.columns)
+    flags = next(c for c in report.columns if c.kind == "boolean")
+    assert set(flags.exact["chi2"]) >= {"statistic", "p_value"}
+    json.dumps(report.to_json(), allow_nan=False)  # strict JSON, exact metrics included
+    with pytest.raises(ValueError, match="needs the data on both sides"):
+        edgewise.drift(edgewise.profile(reference), current, exact=True)
+    # Parquet files and the command line
+    pq.write_table(reference.slice(0, 5000), tmp_path / "ref.parquet")
+    pq.write_table(current.slice(0, 5000), tmp_path / "cur.parquet")
+    result = CliRunner().invoke(
+        main,
+        [
+            "drift",
+            str(tmp_path / "ref.parquet"),
+            str(tmp_path / "cur.parquet"),
+            "--exact",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    columns = json.loads(result.output)["columns"]
+    assert {column["name"] for column in columns if "ks" in column["exact"]} >= {"amount"}
 
 
 def test_small_samples_of_one_distribution_are_not_called_drift():

@@ -113,6 +113,11 @@ def _describe(column: dict[str, Any]) -> str:
     type=click.FloatRange(0, 1, min_open=True),
     help="The data drifted when at least this share of columns did.",
 )
+@click.option(
+    "--exact",
+    is_flag=True,
+    help="Also compute every metric on all the values (both sides data; holds them in memory).",
+)
 @click.option("--threads", type=click.IntRange(min=1), help="Threads to use [default: all cores].")
 @json_option
 def drift_command(
@@ -121,6 +126,7 @@ def drift_command(
     html: Path | None,
     fail_on_drift: bool,
     drift_share: float,
+    exact: bool,
     threads: int | None,
     as_json: bool,
 ) -> None:
@@ -143,6 +149,7 @@ def drift_command(
         load_side(current, threads),
         drift_share=drift_share,
         threads=threads,
+        exact=exact,
     )
     if html is not None:
         write_atomic(html, report.to_html().encode())

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._core import Profile, drift_profiles
+from .exact import exact_metrics
 from .html import render_html
 from .profile import Source, profile
 
@@ -27,6 +28,8 @@ class ColumnDrift:
     drifted: bool
     metrics: dict[str, float]
     distribution: dict[str, Any] | None
+    #: With `drift(..., exact=True)`: every metric computed on all the values (profiles/exact.py).
+    exact: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class DriftReport:
                     "drifted": c.drifted,
                     "metrics": {k: _finite(v) for k, v in c.metrics.items()},
                     "distribution": c.distribution,
+                    **({"exact": _finite_tree(c.exact)} if c.exact is not None else {}),
                     "reference_summary": self.summaries[c.name][0],
                     "current_summary": self.summaries[c.name][1],
                 }
@@ -92,6 +96,7 @@ def drift(
     drift_share: float = DEFAULT_DRIFT_SHARE,
     columns: Sequence[str] | None = None,
     threads: int | None = None,
+    exact: bool = False,
 ) -> DriftReport:
     """Compare `current` with `reference`, each a `Profile` or data `profile()` accepts.
 
@@ -99,7 +104,13 @@ def drift(
     exceeds `numeric_threshold`; categorical and boolean ones when the Jensen-Shannon distance of
     their shares exceeds `categorical_threshold`; either only when the difference is also beyond
     chance at `significance` (which matters only for small samples). See docs/drift.md.
+
+    With `exact`, both sides must be data: each column also gets every metric computed on all
+    its values (`ColumnDrift.exact`), which holds the compared columns in memory. Verdicts stay
+    those of the profiles.
     """
+    if exact and any(isinstance(side, Profile) for side in (reference, current)):
+        raise ValueError("exact drift needs the data on both sides, not a profile")
     # Data is profiled keeping the sensitive columns of a profile on the other side sensitive.
     sensitive = [
         column["name"]
@@ -124,8 +135,11 @@ def drift(
     if columns is not None:
         wanted = set(columns)
         compared = [column for column in compared if column["name"] in wanted]
+    exact_by_column = (
+        exact_metrics(reference, current, [c["name"] for c in compared]) if exact else {}
+    )
     return DriftReport(
-        columns=[ColumnDrift(**column) for column in compared],
+        columns=[ColumnDrift(**c, exact=exact_by_column.get(c["name"])) for c in compared],
         drift_share=drift_share,
         reference=ref_info,
         current=cur_info,
@@ -137,6 +151,18 @@ def drift(
 
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
+
+
+def _finite_tree(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Nested metrics with NaN and infinities as null."""
+    return {
+        key: _finite_tree(value)
+        if isinstance(value, dict)
+        else _finite(value)
+        if isinstance(value, float)
+        else value
+        for key, value in metrics.items()
+    }
 
 
 def _describe(data: Any) -> str:
