@@ -7,6 +7,7 @@ import glob
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .exceptions import DataFileError
 
@@ -29,3 +30,13 @@ def resolve_inputs(sources: Sequence[str | os.PathLike[str]]) -> list[Path]:
             raise DataFileError(f"{text}: no Parquet files found")
         found.extend(matches)
     return list(dict.fromkeys(found))
+
+
+def named_files(source: Any) -> list[Path] | None:
+    """The Parquet files `source` names when it is a path, a pattern or a sequence of them;
+    None when it is something else (a table, a data frame)."""
+    if isinstance(source, str | os.PathLike):
+        return resolve_inputs([source])
+    if isinstance(source, Sequence) and all(isinstance(s, str | os.PathLike) for s in source):
+        return resolve_inputs(source)
+    return None

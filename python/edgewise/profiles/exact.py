@@ -5,7 +5,6 @@ checks and samples, not for the billions of rows that profiles serve."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,7 +14,7 @@ import pyarrow.parquet as pq
 
 from .._core import drift_exact_categorical, drift_exact_numeric
 from ..exceptions import SchemaError
-from ..sources import resolve_inputs
+from ..sources import named_files
 from .profile import Source
 
 
@@ -30,13 +29,8 @@ def exact_metrics(
 
 
 def _table(source: Source, columns: Sequence[str]) -> pa.Table:
-    if isinstance(source, str | os.PathLike) or (
-        isinstance(source, Sequence) and all(isinstance(s, str | os.PathLike) for s in source)
-    ):
-        paths = resolve_inputs([source] if isinstance(source, str | os.PathLike) else source)
-        table = pa.concat_tables(pq.read_table(path) for path in paths)
-    else:
-        table = pa.table(source)
+    paths = named_files(source)
+    table = pa.table(source) if paths is None else pa.concat_tables(map(pq.read_table, paths))
     missing = [name for name in columns if name not in table.column_names]
     if missing:
         raise SchemaError(f"exact drift: column '{missing[0]}': not in the data")

@@ -10,7 +10,7 @@ from typing import Any
 
 from .._core import Batch, ParquetFile, Profile
 from ..exceptions import SchemaError
-from ..sources import resolve_inputs
+from ..sources import named_files
 
 DEFAULT_K = 200
 BATCH_ROWS = 256 * 1024
@@ -40,10 +40,8 @@ def profile(
 
 
 def _batches(source: Source, columns: Sequence[str] | None, threads: int | None) -> Iterator[Batch]:
-    if isinstance(source, str | os.PathLike) or (
-        isinstance(source, Sequence) and all(isinstance(s, str | os.PathLike) for s in source)
-    ):
-        paths = resolve_inputs([source] if isinstance(source, str | os.PathLike) else source)
+    paths = named_files(source)
+    if paths is not None:
         return _parquet_batches(paths, columns, threads)
     batch = Batch.from_arrow(source)
     return iter([batch.select(list(columns)) if columns is not None else batch])
