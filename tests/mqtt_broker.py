@@ -1,0 +1,173 @@
+"""A real Mosquitto for the transport tests, on a free loopback port, with users and the ACL.
+
+Each test gets its own broker process (it starts in well under a second) so that tests which
+stop and restart it cannot disturb others. The password file is made once per session with
+`mosquitto_passwd` (hashing is the slow part); the ACL is the one `edgewise.transport.acl`
+generates, so the tests check the ACL that deployments use.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from edgewise.transport import BrokerSettings
+from edgewise.transport.acl import CONTROL_USER, mosquitto_acl
+
+DEVICES = ("dev-a", "dev-b")
+START_TIMEOUT = 15.0  # seconds for Mosquitto to listen, on a loaded machine
+STOP_TIMEOUT = 10.0
+
+
+def find_binary(name: str) -> str:
+    """A Mosquitto program, or a failed test: the suite promises a real broker, so no skip."""
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
+    if found is None:
+        pytest.fail(
+            f"{name} not found: run `make system-deps` (tests/system_deps.sh, Debian's "
+            "`mosquitto` package)."
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class Credentials:
+    password_file: Path
+    passwords: dict[str, str]  # username -> password
+
+
+def make_credentials(directory: Path) -> Credentials:
+    passwords = {user: secrets.token_urlsafe(16) for user in (CONTROL_USER, *DEVICES)}
+    password_file = directory / "passwords"
+    password_file.touch(mode=0o600)
+    tool = find_binary("mosquitto_passwd")
+    for user, password in passwords.items():
+        subprocess.run(
+            [tool, "-b", str(password_file), user, password],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+    return Credentials(password_file, passwords)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Broker:
+    """One Mosquitto process; `stop` and `start` again keep the port and persisted sessions."""
+
+    def __init__(self, directory: Path, credentials: Credentials) -> None:
+        self.directory = directory
+        self.credentials = credentials
+        self.port = free_port()
+        self.log = directory / "mosquitto.log"
+        self.config = directory / "mosquitto.conf"
+        acl = directory / "acl"
+        acl.write_text(mosquitto_acl())
+        (directory / "data").mkdir()
+        self.config.write_text(
+            "\n".join(
+                [
+                    f"listener {self.port} 127.0.0.1",
+                    "allow_anonymous false",
+                    f"password_file {credentials.password_file}",
+                    f"acl_file {acl}",
+                    # Sessions and queued QoS 1 messages survive a broker restart.
+                    "persistence true",
+                    f"persistence_location {directory / 'data'}/",
+                    f"log_dest file {self.log}",
+                    "log_type error",
+                    "log_type warning",
+                    "log_type notice",
+                    "log_type information",
+                    "connection_messages true",
+                    # Run as whoever runs the tests: as root, Mosquitto would otherwise switch
+                    # to the `mosquitto` user, which cannot read this directory.
+                    f"user {getpass.getuser()}",
+                    "",
+                ]
+            )
+        )
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def settings(self, user: str) -> BrokerSettings:
+        # Short reconnect delays: tests restart the broker and should not wait a minute.
+        return BrokerSettings(
+            host="127.0.0.1",
+            port=self.port,
+            username=user,
+            password=self.credentials.passwords[user],
+            keepalive=10,
+            backoff_initial=0.2,
+            backoff_max=1.0,
+        )
+
+    def start(self) -> None:
+        assert self._process is None, "broker already running"
+        self._process = subprocess.Popen(
+            [find_binary("mosquitto"), "-c", str(self.config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                _, err = self._process.communicate()
+                self._process = None
+                pytest.fail(f"mosquitto exited at start: {err.decode()}\n{self.log_text()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)  # polling a port that is not open yet: nothing to wait on
+        self.stop()
+        pytest.fail(f"mosquitto did not listen on {self.port} within {START_TIMEOUT}s")
+
+    def stop(self) -> None:
+        """Stop gracefully (SIGTERM: Mosquitto saves its persistence file), bounded."""
+        if self._process is None:
+            return
+        self._process.send_signal(signal.SIGTERM)
+        try:
+            self._process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(STOP_TIMEOUT)
+        self._process = None
+
+    def log_text(self) -> str:
+        return self.log.read_text() if self.log.exists() else ""
+
+
+@pytest.fixture(scope="session")
+def broker_credentials(tmp_path_factory: pytest.TempPathFactory) -> Credentials:
+    return make_credentials(tmp_path_factory.mktemp("mqtt-credentials"))
+
+
+@pytest.fixture
+def broker(
+    tmp_path_factory: pytest.TempPathFactory, broker_credentials: Credentials
+) -> Iterator[Broker]:
+    directory = tmp_path_factory.mktemp("mosquitto")
+    os.chmod(directory, 0o700)
+    server = Broker(directory, broker_credentials)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
