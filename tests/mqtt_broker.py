@@ -15,19 +15,21 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from edgewise.transport import BrokerSettings
+from edgewise.transport import BrokerSettings, Connection, Inbound, Will
 from edgewise.transport.acl import CONTROL_USER, mosquitto_acl
 
 DEVICES = ("dev-a", "dev-b")
 START_TIMEOUT = 15.0  # seconds for Mosquitto to listen, on a loaded machine
 STOP_TIMEOUT = 10.0
+DELIVERY_TIMEOUT = 15.0  # seconds for a message to arrive; generous for a loaded 2-core machine
 
 
 def find_binary(name: str) -> str:
@@ -143,11 +145,11 @@ class Broker:
         if self._process is None:
             return
         self._process.send_signal(signal.SIGTERM)
-        try:
-            self._process.wait(STOP_TIMEOUT)
+        try:  # communicate, not wait: it also closes the stderr pipe
+            self._process.communicate(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
             self._process.kill()
-            self._process.wait(STOP_TIMEOUT)
+            self._process.communicate(timeout=STOP_TIMEOUT)
         self._process = None
 
     def log_text(self) -> str:
@@ -171,3 +173,53 @@ def broker(
         yield server
     finally:
         server.stop()
+
+
+class Collector:
+    """A handler that records what arrives, and lets a test wait for it with a timeout."""
+
+    def __init__(self) -> None:
+        self.received: list[Inbound] = []
+        self._condition = threading.Condition()
+
+    def __call__(self, inbound: Inbound) -> None:
+        with self._condition:
+            self.received.append(inbound)
+            self._condition.notify_all()
+
+    def wait_for(
+        self, predicate: Callable[[list[Inbound]], bool], timeout: float = DELIVERY_TIMEOUT
+    ) -> bool:
+        with self._condition:
+            return self._condition.wait_for(lambda: predicate(self.received), timeout)
+
+    def topics(self) -> list[str]:
+        with self._condition:
+            return [inbound.topic for inbound in self.received]
+
+
+Connect = Callable[..., Connection]
+
+
+@pytest.fixture
+def connect(broker: Broker) -> Iterator[Connect]:
+    """Start a connection as `user` (client id = user unless given), subscribed to
+    `subscriptions` (filter -> handler) before it connects; stopped at teardown."""
+    started: list[Connection] = []
+
+    def start(
+        user: str,
+        subscriptions: dict[str, Callable[[Inbound], None]] | None = None,
+        client_id: str | None = None,
+        will: Will | None = None,
+    ) -> Connection:
+        connection = Connection(client_id or user, broker.settings(user), will=will)
+        for topic_filter, handler in (subscriptions or {}).items():
+            connection.subscribe(topic_filter, handler)
+        started.append(connection.start())
+        assert connection.wait_connected(DELIVERY_TIMEOUT), f"{user} did not connect"
+        return connection
+
+    yield start
+    for connection in started:
+        connection.stop()

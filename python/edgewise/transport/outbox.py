@@ -126,6 +126,7 @@ class OutboxPublisher:
         self._last_seq = 0  # the newest row handed to paho
         self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._wake = threading.Event()
+        self._settled = threading.Condition()  # notified after acknowledged rows are deleted
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         connection.on_published(self._on_puback)
@@ -139,6 +140,12 @@ class OutboxPublisher:
     def wake(self) -> None:
         """Look at the outbox now instead of at the next periodic check (once a second)."""
         self._wake.set()
+
+    def wait_empty(self, timeout: float) -> bool:
+        """Wait until every message in the outbox was acknowledged (e.g. before a shutdown);
+        False if `timeout` seconds passed first."""
+        with self._settled:
+            return self._settled.wait_for(lambda: len(self.outbox) == 0, timeout)
 
     def start(self) -> OutboxPublisher:
         self._thread = threading.Thread(target=self._run, name="outbox-publisher", daemon=True)
@@ -177,6 +184,8 @@ class OutboxPublisher:
             seq = self._in_flight.pop(mid, None)
             if seq is not None:
                 self.outbox.remove(seq)
+                with self._settled:
+                    self._settled.notify_all()
 
     def _publish_more(self) -> None:
         room = self.window - len(self._in_flight)
