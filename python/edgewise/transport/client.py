@@ -142,7 +142,7 @@ class Connection:
 
     def start(self) -> Connection:
         if self._thread is not None:
-            raise RuntimeError("connection already started")
+            raise RuntimeError("a connection can be started once only")
         self._thread = threading.Thread(
             target=self._run, name=f"mqtt-{self.client_id}", daemon=True
         )
@@ -150,9 +150,9 @@ class Connection:
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Disconnect cleanly. A client with a will publishes it first: a clean shutdown marks
-        the device offline just as a crash does."""
-        if self._thread is None:
+        """Disconnect cleanly; a stopped connection cannot be started again. A client with a
+        will publishes it first: a clean shutdown marks the device offline as a crash does."""
+        if self._thread is None or self._stopping.is_set():
             return
         if self.will is not None and self._ready.is_set():
             info = self.publish(self.will.topic, self.will.payload, retain=True)
@@ -160,7 +160,12 @@ class Connection:
         self._stopping.set()
         self._client.disconnect()
         self._thread.join(timeout)
-        self._thread = None
+        if self._thread.is_alive():
+            log.warning("%s: network thread did not stop within %ss", self.client_id, timeout)
+            return
+        # paho closes its internal wake-up socket pair only in reinitialise() or when garbage
+        # collected (which can be late, as the client and this object reference each other).
+        self._client.reinitialise()
 
     def __enter__(self) -> Connection:
         return self.start()

@@ -137,6 +137,12 @@ class TransferProgress:
             os.close(self._fd)
             self._fd = -1
 
+    def __enter__(self) -> TransferProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _restart(self) -> None:
         """Forget everything received: some chunk was wrong although its frame was sound."""
         self.transfer = new_id()
