@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mqtt_broker import DELIVERY_TIMEOUT, Broker, Collector, Connect
 
-from edgewise.exceptions import OutboxFullError
+from edgewise.exceptions import MessageError, OutboxFullError
 from edgewise.transport import (
     Event,
     Inbound,
@@ -140,6 +140,8 @@ def test_when_full_the_oldest_telemetry_goes_and_events_never(tmp_path: Path) ->
     with pytest.raises(OutboxFullError, match="none of which may be dropped"):
         outbox.put(EVENTS_A, Event(name="c"))
     assert outbox.dropped == 3
+    with pytest.raises(MessageError, match="reports only"):
+        outbox.put(device_topic("dev-a", Kind.CMD), Event(name="a"))
     outbox.close()
 
 

@@ -22,10 +22,11 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from ..exceptions import OutboxFullError
+from ..exceptions import MessageError, OutboxFullError
 from ._sqlite import open_database
 from .client import Connection
 from .messages import Message, Telemetry, encode
+from .topics import parse_device_topic
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,10 @@ class Outbox:
         self._db.executescript(_SCHEMA)
 
     def put(self, topic: str, message: Message) -> None:
-        """Persist `message` for `topic`; it is on disk when this returns."""
+        """Persist `message` for `topic` (a device's report topic); it is on disk when this
+        returns."""
+        if not parse_device_topic(topic).kind.from_device:
+            raise MessageError(f"{topic}: the outbox carries a device's reports only")
         payload = encode(message)
         droppable = isinstance(message, Telemetry)
         with self._lock, self._db:
