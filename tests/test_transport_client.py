@@ -11,7 +11,16 @@ from pathlib import Path
 
 from mqtt_broker import DELIVERY_TIMEOUT, Broker, Collector, Connect
 
-from edgewise.transport import Kind, State, Status, Telemetry, Will, device_topic, encode
+from edgewise.transport import (
+    Connection,
+    Kind,
+    State,
+    Status,
+    Telemetry,
+    Will,
+    device_topic,
+    encode,
+)
 from edgewise.transport.backoff import Backoff
 from edgewise.transport.topics import all_devices
 
@@ -127,3 +136,13 @@ def test_stop_returns_promptly_while_the_broker_is_down(broker: Broker, connect:
     stopper.start()
     stopper.join(10.0)
     assert not stopper.is_alive()
+
+
+def test_a_device_started_while_the_broker_is_down_connects_when_it_comes_back(
+    broker: Broker,
+) -> None:
+    broker.stop()
+    with Connection("dev-a", broker.settings("dev-a")) as device:
+        assert not device.wait_connected(1.0)
+        broker.start()
+        assert device.wait_connected(DELIVERY_TIMEOUT)

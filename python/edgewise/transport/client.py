@@ -46,7 +46,7 @@ class BrokerSettings:
     username: str | None = None
     password: str | None = None
     tls: Tls | None = None
-    keepalive: float = 30.0  # seconds; the broker declares the client gone after 1.5x this
+    keepalive: int = 30  # seconds; the broker declares the client gone after 1.5x this
     backoff_initial: float = 1.0
     backoff_max: float = 60.0
 
@@ -156,7 +156,9 @@ class Connection:
             return
         if self.will is not None and self._ready.is_set():
             info = self.publish(self.will.topic, self.will.payload, retain=True)
-            info.wait_for_publish(timeout)
+            # If the line dropped just now, the broker publishes the will itself.
+            if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                info.wait_for_publish(timeout)
         self._stopping.set()
         self._client.disconnect()
         self._thread.join(timeout)
@@ -181,7 +183,7 @@ class Connection:
             try:
                 if first:
                     self._client.connect(
-                        self.settings.host, self.settings.port, round(self.settings.keepalive)
+                        self.settings.host, self.settings.port, self.settings.keepalive
                     )
                     first = False
                 else:
@@ -199,7 +201,9 @@ class Connection:
             pass
         self._ready.clear()
 
-    def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any, _: Any):
+    def _on_connect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: Any, _: Any
+    ) -> None:
         if reason.is_failure:
             log.warning("%s: broker refused the connection: %s", self.client_id, reason)
             return
@@ -218,7 +222,9 @@ class Connection:
             if mid is not None:  # None only when paho refused the call outright (not connected)
                 self._pending_subscribes.add(mid)
 
-    def _on_subscribe(self, client: paho.Client, userdata: Any, mid: int, reasons: Any, _: Any):
+    def _on_subscribe(
+        self, client: paho.Client, userdata: Any, mid: int, reasons: Any, _: Any
+    ) -> None:
         refused = [reason for reason in reasons if reason.is_failure]
         if refused:
             log.warning("%s: broker refused a subscription: %s", self.client_id, refused)
@@ -227,14 +233,18 @@ class Connection:
             if not self._pending_subscribes and client.is_connected():
                 self._ready.set()
 
-    def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any, _: Any):
+    def _on_disconnect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: Any, _: Any
+    ) -> None:
         with self._lock:
             self._ready.clear()
             self._pending_subscribes.clear()
         if not self._stopping.is_set():
             log.warning("%s: disconnected from the broker: %s", self.client_id, reason)
 
-    def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason: Any, _: Any):
+    def _on_publish(
+        self, client: paho.Client, userdata: Any, mid: int, reason: Any, _: Any
+    ) -> None:
         for listener in self._publish_listeners:
             self._guarded(listener, mid)
 
