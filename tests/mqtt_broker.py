@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from edgewise.transport import BrokerSettings, Connection, Inbound, Will
+from edgewise.transport import BrokerSettings, Connection, Inbound, Tls, Will
 from edgewise.transport.acl import CONTROL_USER, mosquitto_acl
 
 DEVICES = ("dev-a", "dev-b")
@@ -64,6 +64,76 @@ def make_credentials(directory: Path) -> Credentials:
     return Credentials(password_file, passwords)
 
 
+@dataclass(frozen=True)
+class Certificates:
+    ca: Path  # the CA that signed the server certificate: what clients must trust
+    server_cert: Path
+    server_key: Path
+
+
+def make_certificates(directory: Path) -> Certificates:
+    """A throwaway CA and a server certificate for 127.0.0.1 it signed (openssl CLI, EC P-256)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca, ca_key = directory / "ca.crt", directory / "ca.key"
+    cert, key, request = (
+        directory / "server.crt",
+        directory / "server.key",
+        directory / "server.csr",
+    )
+    new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    for command in (
+        [
+            "req",
+            "-x509",
+            *new_key,
+            "-keyout",
+            ca_key,
+            "-out",
+            ca,
+            "-days",
+            "2",
+            "-subj",
+            "/CN=edgewise test CA",
+        ],
+        [
+            "req",
+            *new_key,
+            "-keyout",
+            key,
+            "-out",
+            request,
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        [
+            "x509",
+            "-req",
+            "-in",
+            request,
+            "-CA",
+            ca,
+            "-CAkey",
+            ca_key,
+            "-CAcreateserial",
+            "-out",
+            cert,
+            "-days",
+            "2",
+            "-copy_extensions",
+            "copy",
+        ],
+    ):
+        subprocess.run(
+            [find_binary("openssl"), *map(str, command)],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+    return Certificates(ca, cert, key)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -73,19 +143,32 @@ def free_port() -> int:
 class Broker:
     """One Mosquitto process; `stop` and `start` again keep the port and persisted sessions."""
 
-    def __init__(self, directory: Path, credentials: Credentials) -> None:
+    def __init__(
+        self, directory: Path, credentials: Credentials, certificates: Certificates | None = None
+    ) -> None:
         self.directory = directory
         self.credentials = credentials
+        self.certificates = certificates
         self.port = free_port()
         self.log = directory / "mosquitto.log"
         self.config = directory / "mosquitto.conf"
         acl = directory / "acl"
         acl.write_text(mosquitto_acl())
         (directory / "data").mkdir()
+        tls = (
+            []
+            if certificates is None
+            else [
+                f"cafile {certificates.ca}",
+                f"certfile {certificates.server_cert}",
+                f"keyfile {certificates.server_key}",
+            ]
+        )
         self.config.write_text(
             "\n".join(
                 [
                     f"listener {self.port} 127.0.0.1",
+                    *tls,
                     "allow_anonymous false",
                     f"password_file {credentials.password_file}",
                     f"acl_file {acl}",
@@ -117,6 +200,7 @@ class Broker:
             keepalive=10,
             backoff_initial=0.2,
             backoff_max=1.0,
+            tls=None if self.certificates is None else Tls(ca_file=str(self.certificates.ca)),
         )
 
     def start(self) -> None:
@@ -161,18 +245,33 @@ def broker_credentials(tmp_path_factory: pytest.TempPathFactory) -> Credentials:
     return make_credentials(tmp_path_factory.mktemp("mqtt-credentials"))
 
 
-@pytest.fixture
-def broker(
-    tmp_path_factory: pytest.TempPathFactory, broker_credentials: Credentials
+def running_broker(
+    factory: pytest.TempPathFactory, credentials: Credentials, certificates: Certificates | None
 ) -> Iterator[Broker]:
-    directory = tmp_path_factory.mktemp("mosquitto")
+    directory = factory.mktemp("mosquitto")
     os.chmod(directory, 0o700)
-    server = Broker(directory, broker_credentials)
+    server = Broker(directory, credentials, certificates)
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def broker(
+    tmp_path_factory: pytest.TempPathFactory, broker_credentials: Credentials
+) -> Iterator[Broker]:
+    yield from running_broker(tmp_path_factory, broker_credentials, None)
+
+
+@pytest.fixture
+def tls_broker(
+    tmp_path_factory: pytest.TempPathFactory, broker_credentials: Credentials
+) -> Iterator[Broker]:
+    """A broker that speaks MQTT over TLS only, with a certificate from a throwaway CA."""
+    certificates = make_certificates(tmp_path_factory.mktemp("tls"))
+    yield from running_broker(tmp_path_factory, broker_credentials, certificates)
 
 
 class Collector:

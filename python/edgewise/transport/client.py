@@ -189,7 +189,10 @@ class Connection:
                 else:
                     self._client.reconnect()
             except OSError as exc:  # refused, unreachable, TLS handshake (ssl.SSLError)
-                log.warning("%s: cannot connect to the broker: %s", self.client_id, exc)
+                # Log the text, not the exception: a log handler that keeps records would keep
+                # its traceback, and with it the socket of a failed TLS handshake, which paho
+                # leaves for the garbage collector to close.
+                log.warning("%s: cannot connect to the broker: %s", self.client_id, str(exc))
             else:
                 self._serve()
             if not self._stopping.is_set():
