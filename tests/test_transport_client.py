@@ -117,6 +117,10 @@ def test_invalid_payloads_and_failing_handlers_do_not_stop_the_connection(
     assert received.wait_for(lambda got: len(got) == 2)
     assert control.dropped == 3
     assert len(calls) == 2  # the handler that raised was still called for the next message
+    control.remove_handler(all_devices(Kind.TELEMETRY), failing_handler)
+    device.publish(TELEMETRY_A, encode(good))
+    assert received.wait_for(lambda got: len(got) == 3)
+    assert len(calls) == 2
 
 
 def test_backoff_grows_to_its_cap_with_full_jitter_and_resets() -> None:

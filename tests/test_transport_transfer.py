@@ -95,6 +95,7 @@ def test_a_megabyte_survives_hostile_chunks_a_broker_restart_and_a_receiver_rest
     assert reached.wait(DELIVERY_TIMEOUT), "the first chunks never arrived"
     download.cancel()
     thread.join(DELIVERY_TIMEOUT)
+    download.close()
     assert isinstance(outcome[0], TransferError) and "cancelled" in str(outcome[0])
     device.stop()
     progress.close()
@@ -107,8 +108,8 @@ def test_a_megabyte_survives_hostile_chunks_a_broker_restart_and_a_receiver_rest
     assert 6 <= resumed.received < resumed.total
     assert control.wait_connected(DELIVERY_TIMEOUT)
     device = connect("dev-a")
-    download = BundleDownload(device, "dev-a", resumed, window=4, request_timeout=2.0)
-    result = download.run(RUN_TIMEOUT, "credit.ewb")
+    with BundleDownload(device, "dev-a", resumed, window=4, request_timeout=2.0) as download:
+        result = download.run(RUN_TIMEOUT, "credit.ewb")
 
     assert result.read_bytes() == bundle_path.read_bytes()
     assert not (state / PROGRESS).exists()

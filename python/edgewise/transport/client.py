@@ -117,6 +117,13 @@ class Connection:
         if self._client.is_connected():
             self._subscribe([topic_filter])
 
+    def remove_handler(self, topic_filter: str, handler: Handler) -> None:
+        """Stop calling `handler` for `topic_filter`. The broker subscription stays: a device
+        always wants its own topics, and the session keeps queueing for them."""
+        handlers = self._subscriptions.get(topic_filter, [])
+        if handler in handlers:
+            handlers.remove(handler)
+
     def on_connected(self, listener: Callable[[], None]) -> None:
         """Call `listener` (on the network thread) after every successful connection."""
         self._connect_listeners.append(listener)

@@ -32,6 +32,10 @@ DEFAULT_WINDOW = 8
 
 
 class BundleDownload:
+    """One bundle's download over `connection`. It listens on the device's `xfer` topic from
+    construction until `close`; create it before the connection starts to also catch chunks
+    that the broker kept in the session (others are simply asked for again)."""
+
     def __init__(
         self,
         connection: Connection,
@@ -51,7 +55,18 @@ class BundleDownload:
         self.rejected = 0  # chunks that arrived sound but do not belong to this transfer
         self._chunks: queue.SimpleQueue[Chunk] = queue.SimpleQueue()
         self._cancelled = threading.Event()
-        connection.subscribe(device_topic(device, Kind.XFER), self._on_xfer)
+        self._xfer = device_topic(device, Kind.XFER)
+        connection.subscribe(self._xfer, self._on_xfer)
+
+    def close(self) -> None:
+        """Stop listening for chunks (the progress on disk stays for a later download)."""
+        self.connection.remove_handler(self._xfer, self._on_xfer)
+
+    def __enter__(self) -> BundleDownload:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def cancel(self) -> None:
         """Make `run` give up at its next check (within a second)."""
