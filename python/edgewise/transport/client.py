@@ -71,7 +71,8 @@ class Connection:
         self._connect_listeners: list[Callable[[], None]] = []
         self._publish_listeners: list[Callable[[int], None]] = []
         # Ready: connected, and the broker acknowledged every subscription (SUBACK), so no
-        # message published from now on can be missed. `_lock` guards `_pending_subscribes`.
+        # message published from now on can be missed. `_lock` guards `_pending_subscribes`
+        # and `_subscriptions`.
         self._ready = threading.Event()
         self._lock = threading.Lock()
         self._pending_subscribes: set[int] = set()
@@ -108,11 +109,12 @@ class Connection:
 
         Subscriptions are renewed on every connection, so a broker that lost the session (a
         restart without persistence) still delivers."""
-        handlers = self._subscriptions.get(topic_filter)
-        if handlers is not None:
-            handlers.append(handler)
-            return
-        self._subscriptions[topic_filter] = [handler]
+        with self._lock:
+            handlers = self._subscriptions.get(topic_filter)
+            if handlers is not None:
+                handlers.append(handler)
+                return
+            self._subscriptions[topic_filter] = [handler]
         self._client.message_callback_add(topic_filter, self._dispatcher(topic_filter))
         if self._client.is_connected():
             self._subscribe([topic_filter])
@@ -120,9 +122,10 @@ class Connection:
     def remove_handler(self, topic_filter: str, handler: Handler) -> None:
         """Stop calling `handler` for `topic_filter`. The broker subscription stays: a device
         always wants its own topics, and the session keeps queueing for them."""
-        handlers = self._subscriptions.get(topic_filter, [])
-        if handler in handlers:
-            handlers.remove(handler)
+        with self._lock:
+            handlers = self._subscriptions.get(topic_filter, [])
+            if handler in handlers:
+                handlers.remove(handler)
 
     def on_connected(self, listener: Callable[[], None]) -> None:
         """Call `listener` (on the network thread) after every successful connection."""
@@ -218,8 +221,10 @@ class Connection:
             log.warning("%s: broker refused the connection: %s", self.client_id, reason)
             return
         self._backoff.reset()
-        if self._subscriptions:
-            self._subscribe(list(self._subscriptions))
+        with self._lock:
+            topic_filters = list(self._subscriptions)
+        if topic_filters:
+            self._subscribe(topic_filters)
         else:
             self._ready.set()
         for listener in self._connect_listeners:
@@ -266,7 +271,9 @@ class Connection:
                 self.dropped += 1
                 log.warning("%s: dropped a message: %s", self.client_id, exc)
                 return
-            for handler in self._subscriptions[topic_filter]:
+            with self._lock:  # a copy: handlers may come and go while these run
+                handlers = list(self._subscriptions[topic_filter])
+            for handler in handlers:
                 self._guarded(handler, inbound)
 
         return dispatch
