@@ -183,3 +183,16 @@ def test_progress_for_another_bundle_is_not_resumed(tmp_path: Path) -> None:
     with TransferProgress.open(state, second, CHUNK_SIZE) as progress:
         assert progress.received == 0
     assert os.path.getsize(state / "bundle.part") == second.length
+
+
+def test_windows_and_chunk_sizes_outside_the_protocol_are_refused_up_front(
+    tmp_path: Path, connect: Connect
+) -> None:
+    _, ref = make_bundle(tmp_path, 100_000)
+    with pytest.raises(ValueError, match="chunk size must be 1024 to 98304 bytes"):
+        TransferProgress.open(tmp_path / "device", ref, 128 * 1024)
+    device = connect("dev-a")
+    with TransferProgress.open(tmp_path / "device", ref, CHUNK_SIZE) as progress:
+        for window in (0, 65):
+            with pytest.raises(ValueError, match="window must be 1 to 64 chunks"):
+                BundleDownload(device, "dev-a", progress, window=window)

@@ -21,7 +21,7 @@ from ..exceptions import MessageError, TransferError
 from .client import Connection
 from .frames import Chunk
 from .inbound import Inbound
-from .messages import TransferRequest, encode
+from .messages import MAX_WINDOW, TransferRequest, encode
 from .progress import Accepted, TransferProgress
 from .topics import Kind, device_topic
 
@@ -45,6 +45,8 @@ class BundleDownload:
         request_timeout: float = 15.0,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> None:
+        if not 1 <= window <= MAX_WINDOW:
+            raise ValueError(f"window must be 1 to {MAX_WINDOW} chunks, got {window}")
         self.connection = connection
         self.device = device
         self.progress = progress
@@ -116,9 +118,11 @@ class BundleDownload:
                 chunk = self._chunks.get(timeout=min(until - now, 1.0))
             except queue.Empty:
                 continue
-            quiet_until = time.monotonic() + self.request_timeout
-            if self._store(chunk):
+            if self._store(chunk) and chunk.index in wanted:
                 wanted.discard(chunk.index)
+                # Only progress on this window counts: a stream of stray duplicates must not
+                # put off asking again for a chunk that was lost.
+                quiet_until = time.monotonic() + self.request_timeout
 
     def _store(self, chunk: Chunk) -> bool:
         """Whether the chunk is now on disk (stored, or it already was)."""

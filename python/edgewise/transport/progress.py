@@ -26,7 +26,7 @@ from typing import Any
 from ..bundle import write_atomic
 from ..exceptions import MessageError, TransferError
 from .frames import Chunk
-from .messages import BundleRef, chunk_count, new_id
+from .messages import MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, BundleRef, chunk_count, new_id
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,10 @@ class TransferProgress:
     def open(cls, directory: str | Path, bundle: BundleRef, chunk_size: int) -> TransferProgress:
         """Resume the saved progress in `directory` if it is for this bundle and chunk size,
         else start a new download there (a new transfer id, nothing received)."""
+        if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
+            raise ValueError(
+                f"chunk size must be {MIN_CHUNK_SIZE} to {MAX_CHUNK_SIZE} bytes, got {chunk_size}"
+            )
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         saved = _load(directory / PROGRESS, bundle, chunk_size)
