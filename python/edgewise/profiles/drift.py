@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._core import Profile, drift_profiles
-from .exact import exact_metrics
 from .html import render_html
 from .profile import Source, profile
 
@@ -135,9 +134,11 @@ def drift(
     if columns is not None:
         wanted = set(columns)
         compared = [column for column in compared if column["name"] in wanted]
-    exact_by_column = (
-        exact_metrics(reference, current, [c["name"] for c in compared]) if exact else {}
-    )
+    exact_by_column = {}
+    if exact:
+        from .exact import exact_metrics  # pyarrow.compute: 0.2 s to import, only when asked
+
+        exact_by_column = exact_metrics(reference, current, [c["name"] for c in compared])
     return DriftReport(
         columns=[ColumnDrift(**c, exact=exact_by_column.get(c["name"])) for c in compared],
         drift_share=drift_share,
