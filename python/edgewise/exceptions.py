@@ -42,3 +42,19 @@ class ScoreRunError(EdgewiseError, RuntimeError):
 class TrustError(EdgewiseError, ValueError):
     """Keys, signed metadata or a bundle fail a trust check: unsigned, expired, rolled back,
     tampered, or not what the client expected."""
+
+
+class SelectorError(EdgewiseError, ValueError):
+    """A device label selector cannot be parsed (`site=berlin,hw!=pi3`, `site in (a,b)`)."""
+
+
+class StoreError(EdgewiseError, RuntimeError):
+    """The control-plane store cannot be opened, has an unknown schema version, or a write fails."""
+
+
+class AuditError(EdgewiseError, ValueError):
+    """The audit log's hash chain or an entry's operator signature does not check out."""
+
+
+class FleetApiError(EdgewiseError, RuntimeError):
+    """The control plane's HTTP API refused a request or cannot be reached."""
