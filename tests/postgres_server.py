@@ -43,7 +43,7 @@ def _free_port() -> int:
 @dataclass
 class PostgresServer:
     port: int
-    _databases: itertools.count  # type: ignore[type-arg]
+    _databases: itertools.count[int]
 
     @property
     def admin_url(self) -> str:
