@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fleet_api_server import free_port, running_api
 from tuf.api.metadata import Metadata, Root
 
 from edgewise.cli import main
@@ -23,8 +19,6 @@ from edgewise.fleet.store import DeviceEvent, Store
 from edgewise.trust.keys import init_keys
 from edgewise.trust.operators import set_operator_keys
 
-_START_SECONDS = 60
-
 
 @dataclass
 class ControlPlane:
@@ -32,26 +26,6 @@ class ControlPlane:
     db: Path
     keys: Path
     tokens: dict[str, str]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_until_healthy(url: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + _START_SECONDS
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            assert server.stderr is not None
-            pytest.fail(f"uvicorn exited with {server.returncode}: {server.stderr.read()!r}")
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.1)
-    pytest.fail(f"uvicorn did not answer on {url} within {_START_SECONDS} s")
 
 
 @pytest.fixture(scope="module")
@@ -78,39 +52,8 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
             DeviceEvent("berlin-1", "installed", 1_700_000_000.0, {"bundle": "credit-3"})
         )
         store.fire_alert("drift", "credit-3", "drift:credit-3", {"psi": 0.31}, 1_700_000_000.0)
-    port = _free_port()
-    env = {**os.environ, "EDGEWISE_DB": str(db), "EDGEWISE_ROOT": str(directory / "root.json")}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "edgewise.fleet.api:app_from_environment",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_healthy(url, server)
+    with running_api(db, directory / "root.json") as url:
         yield ControlPlane(url, db, keys, tokens)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=20)
-        if server.stderr is not None:
-            server.stderr.close()
 
 
 def fleet(plane: ControlPlane, *args: str, role: str = "viewer") -> tuple[int, str]:
@@ -202,7 +145,7 @@ def test_missing_token_and_unreachable_api_are_clear(control_plane: ControlPlane
     assert result.exit_code == 1
     assert "401 a valid bearer token is needed" in result.output
     result = CliRunner().invoke(
-        main, ["fleet", "alerts", "--api", f"http://127.0.0.1:{_free_port()}"]
+        main, ["fleet", "alerts", "--api", f"http://127.0.0.1:{free_port()}"]
     )
     assert result.exit_code == 1 and "Error: cannot reach the control plane" in result.output
 
