@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
@@ -257,7 +256,7 @@ def create_app(store: Store, *, root: Root | None = None) -> FastAPI:
         responses={409: {"description": "A token of that name exists"}},
     )
     def make_token(principal: Admin, request: TokenRequest) -> TokenCreated:
-        if any(row.name == request.name for row in store.tokens()):
+        if store.token_named(request.name) is not None:
             raise HTTPException(status.HTTP_409_CONFLICT, f"token {request.name!r} exists")
         token = create_token(store, request.name, Role.parse(request.role))
         audit.append(principal.name, "token.create", {"name": request.name, "role": request.role})
@@ -271,7 +270,7 @@ def app_from_environment() -> FastAPI:
     operator keys of the trust root at $EDGEWISE_ROOT (a root.json) when set."""
     store = Store.open(os.environ.get("EDGEWISE_DB", "control.db"))
     root_path = os.environ.get("EDGEWISE_ROOT")
-    root = None if root_path is None else Metadata[Root].from_file(str(Path(root_path))).signed
+    root = None if root_path is None else Metadata[Root].from_file(root_path).signed
     return create_app(store, root=root)
 
 

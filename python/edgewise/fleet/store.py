@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -299,12 +299,14 @@ class Store:
                 cursor.execute(
                     f"UPDATE devices SET {assignments} WHERE id = ?", [*updates.values(), device_id]
                 )
-            return _device(_fetch_device(cursor, device_id))
+            row = _fetch_device(cursor, device_id)
+        assert row is not None  # inserted above, in the same transaction
+        return _device(row)
 
     def update_labels(self, device_id: str, changes: Mapping[str, str | None]) -> Device | None:
         """Set labels (a value) or remove them (None); None if the device is unknown."""
         with self.transaction() as cursor:
-            row = _fetch_device(cursor, device_id, missing_ok=True)
+            row = _fetch_device(cursor, device_id)
             if row is None:
                 return None
             labels = json.loads(row["labels"])
@@ -316,11 +318,11 @@ class Store:
             cursor.execute(
                 "UPDATE devices SET labels = ? WHERE id = ?", (json.dumps(labels), device_id)
             )
-            return _device(_fetch_device(cursor, device_id))
+        return replace(_device(row), labels=labels)
 
     def device(self, device_id: str) -> Device | None:
         with self.transaction() as cursor:
-            row = _fetch_device(cursor, device_id, missing_ok=True)
+            row = _fetch_device(cursor, device_id)
         return None if row is None else _device(row)
 
     def devices(self, selector: Selector | str | None = None) -> list[Device]:
@@ -517,12 +519,10 @@ class Store:
             ).one()
         return None if row is None else TokenRow(**row)
 
-    def tokens(self) -> list[TokenRow]:
+    def token_named(self, name: str) -> TokenRow | None:
         with self.transaction() as cursor:
-            return [
-                TokenRow(**row)
-                for row in cursor.execute("SELECT * FROM api_tokens ORDER BY name").all()
-            ]
+            row = cursor.execute("SELECT * FROM api_tokens WHERE name = ?", (name,)).one()
+        return None if row is None else TokenRow(**row)
 
 
 def _statements(script: str) -> list[str]:
@@ -531,17 +531,11 @@ def _statements(script: str) -> list[str]:
     return [statement.strip() for statement in "\n".join(lines).split(";") if statement.strip()]
 
 
-def _fetch_device(
-    cursor: _Cursor, device_id: str, *, missing_ok: bool = False
-) -> dict[str, Any] | None:
-    row = cursor.execute("SELECT * FROM devices WHERE id = ?", (device_id,)).one()
-    if row is None and not missing_ok:
-        raise StoreError(f"device {device_id!r} vanished inside its own transaction")
-    return row
+def _fetch_device(cursor: _Cursor, device_id: str) -> dict[str, Any] | None:
+    return cursor.execute("SELECT * FROM devices WHERE id = ?", (device_id,)).one()
 
 
-def _device(row: dict[str, Any] | None) -> Device:
-    assert row is not None
+def _device(row: dict[str, Any]) -> Device:
     return Device(
         id=row["id"],
         labels=json.loads(row["labels"]),
