@@ -9,6 +9,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,13 @@ def _labels(labels: dict[str, str]) -> str:
     return ",".join(f"{key}={value}" for key, value in sorted(labels.items())) or "-"
 
 
+def _when(timestamp: str | None) -> str:
+    """An API timestamp to the second, for people (--json keeps the full precision)."""
+    if timestamp is None:
+        return "-"
+    return datetime.fromisoformat(timestamp).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
 def _bundle(device: dict[str, Any]) -> str:
     if device["bundle_name"] is None:
         return "-"
@@ -131,7 +139,7 @@ def devices_command(client: ApiClient, as_json: bool, selector: str) -> None:
             d["id"],
             "online" if d["online"] else "offline",
             _bundle(d),
-            d["last_seen"] or "-",
+            _when(d["last_seen"]),
             _labels(d["labels"]),
         ]
         for d in devices
@@ -155,15 +163,15 @@ def device_command(client: ApiClient, as_json: bool, device_id: str) -> None:
         return
     click.echo(f"device     {device['id']}")
     click.echo(f"state      {'online' if device['online'] else 'offline'}")
-    click.echo(f"last seen  {device['last_seen'] or '-'}")
+    click.echo(f"last seen  {_when(device['last_seen'])}")
     click.echo(f"bundle     {_bundle(device)}")
     click.echo(f"labels     {_labels(device['labels'])}")
     click.echo(f"slots      {json.dumps(device['slots'], sort_keys=True)}")
     click.echo("events" if device["events"] else "events     none")
+    kind_width = max((len(event["kind"]) for event in device["events"]), default=0)
     for event in device["events"]:
-        click.echo(
-            f"  {event['at']}  {event['kind']}  {json.dumps(event['detail'], sort_keys=True)}"
-        )
+        detail = json.dumps(event["detail"], sort_keys=True)
+        click.echo(f"  {_when(event['at'])}  {event['kind'].ljust(kind_width)}  {detail}")
 
 
 def _label_changes(changes: Sequence[str]) -> tuple[dict[str, str], list[str]]:
@@ -243,8 +251,8 @@ def alerts_command(client: ApiClient, as_json: bool, state: str | None) -> None:
             a["state"],
             a["rule"],
             a["subject"],
-            a["fired_at"],
-            a["resolved_at"] or "-",
+            _when(a["fired_at"]),
+            _when(a["resolved_at"]),
             json.dumps(a["detail"], sort_keys=True),
         ]
         for a in alerts
