@@ -102,6 +102,8 @@ def test_tokens_and_roles_are_checked(client: TestClient, tokens: dict[str, str]
     assert created.status_code == 201 and created.json()["token"].startswith("ewt_")
     ci = {"Authorization": f"Bearer {created.json()['token']}"}
     assert client.get("/v1/alerts", headers=ci).status_code == 200
+    made = client.get("/v1/audit", headers=ci).json()[-1]
+    assert (made["actor"], made["action"], made["payload"]) == ("admin", "token.create", new)
     assert client.post("/v1/tokens", json=new, headers=as_role(tokens, "admin")).status_code == 409
 
 

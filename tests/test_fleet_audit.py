@@ -10,7 +10,7 @@ from securesystemslib.signer import CryptoSigner
 from tuf.api.metadata import Root
 
 from edgewise.fleet.audit import AuditLog, entry_hash, operator_statement
-from edgewise.fleet.store import Store
+from edgewise.fleet.store import AuditRow, Store
 from edgewise.trust.operators import set_operator_keys
 
 
@@ -153,3 +153,20 @@ def test_a_signature_by_another_key_is_rejected(store: Store, root: Root) -> Non
     assert (result.broken_at, result.signed) == (2, 0)
     assert "not an operator key" in (result.reason or "")
     assert audit.verify().ok  # without the root only the chain is checked
+
+
+def test_a_change_and_its_audit_entry_are_kept_together(store: Store) -> None:
+    store.upsert_device("d1")
+
+    def refuse(last: object) -> AuditRow:
+        raise RuntimeError("the audit entry cannot be written")
+
+    with pytest.raises(RuntimeError):
+        store.update_labels("d1", {"site": "paris"}, refuse)
+    device = store.device("d1")
+    assert device is not None and device.labels == {}
+    entry = AuditLog.prepare("alice", "label", {"device": "d1", "set": {"site": "paris"}})
+    store.update_labels("d1", {"site": "paris"}, entry)
+    assert [(e.actor, e.payload["set"]) for e in AuditLog(store).entries()] == [
+        ("alice", {"site": "paris"})
+    ]

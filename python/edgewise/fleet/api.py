@@ -225,10 +225,9 @@ def create_app(store: Store, *, root: Root | None = None) -> FastAPI:
     def label_device(principal: Operator, device_id: DeviceId, change: LabelChange) -> DeviceOut:
         changes: dict[str, str | None] = {key: None for key in change.remove}
         changes.update(change.set)
-        device = _known(store.update_labels(device_id, changes), device_id)
         payload = {"device": device_id, "set": change.set, "remove": change.remove}
-        audit.append(principal.name, "label", payload, _signature(change.signature))
-        return DeviceOut.of(device)
+        entry = audit.prepare(principal.name, "label", payload, _signature(change.signature))
+        return DeviceOut.of(_known(store.update_labels(device_id, changes, entry), device_id))
 
     @app.get("/v1/alerts", response_model=list[AlertOut], tags=["alerts"])
     def list_alerts(
@@ -258,8 +257,10 @@ def create_app(store: Store, *, root: Root | None = None) -> FastAPI:
     def make_token(principal: Admin, request: TokenRequest) -> TokenCreated:
         if store.token_named(request.name) is not None:
             raise HTTPException(status.HTTP_409_CONFLICT, f"token {request.name!r} exists")
-        token = create_token(store, request.name, Role.parse(request.role))
-        audit.append(principal.name, "token.create", {"name": request.name, "role": request.role})
+        entry = audit.prepare(
+            principal.name, "token.create", {"name": request.name, "role": request.role}
+        )
+        token = create_token(store, request.name, Role.parse(request.role), entry)
         return TokenCreated(name=request.name, role=request.role, token=token)
 
     return app

@@ -22,7 +22,7 @@ from tuf.api.metadata import Root
 
 from ..exceptions import AuditError, TrustError
 from ..trust.operators import verify_operator_signature
-from .store import AuditRow, Store
+from .store import AuditRow, AuditWrite, Store
 
 GENESIS_HASH = "0" * 64
 
@@ -96,7 +96,17 @@ class AuditLog:
         payload: dict[str, Any],
         signature: Signature | None = None,
     ) -> AuditEntry:
-        """Append an entry; `signature` is the operator's over `operator_statement`."""
+        """Append an entry on its own; `signature` is the operator's over `operator_statement`."""
+        return _entry(self._store.append_audit(self.prepare(actor, action, payload, signature)))
+
+    @staticmethod
+    def prepare(
+        actor: str,
+        action: str,
+        payload: dict[str, Any],
+        signature: Signature | None = None,
+    ) -> AuditWrite:
+        """The entry for a store method to append in the transaction of the change itself."""
         at = datetime.now(UTC).isoformat(timespec="microseconds")
         signed = None if signature is None else signature.to_dict()
         payload = json.loads(canonical_json(payload))  # what is stored is what gets hashed
@@ -104,7 +114,6 @@ class AuditLog:
         def next_row(last: AuditRow | None) -> AuditRow:
             seq = 1 if last is None else last.seq + 1
             prev_hash = GENESIS_HASH if last is None else last.hash
-            digest = entry_hash(prev_hash, seq, at, actor, action, payload, signed)
             return AuditRow(
                 seq=seq,
                 at=at,
@@ -113,10 +122,10 @@ class AuditLog:
                 payload=canonical_json(payload).decode(),
                 signature=None if signed is None else canonical_json(signed).decode(),
                 prev_hash=prev_hash,
-                hash=digest,
+                hash=entry_hash(prev_hash, seq, at, actor, action, payload, signed),
             )
 
-        return _entry(self._store.append_audit(next_row))
+        return next_row
 
     def entries(self, after: int = 0, limit: int | None = None) -> list[AuditEntry]:
         return [_entry(row) for row in self._store.audit_rows(after, limit)]

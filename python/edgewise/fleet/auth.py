@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass
 from enum import IntEnum
 
-from .store import Store
+from .store import AuditWrite, Store
 
 TOKEN_PREFIX = "ewt_"  # makes a leaked token easy to recognise (and to scan for)
 
@@ -48,10 +48,10 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(store: Store, name: str, role: Role) -> str:
+def create_token(store: Store, name: str, role: Role, audit: AuditWrite | None = None) -> str:
     """Make a token; the returned secret is not stored and cannot be shown again."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    store.add_token(name, role.label, hash_token(token))
+    store.add_token(name, role.label, hash_token(token), audit)
     return token
 
 

@@ -86,6 +86,11 @@ class AuditRow:
     hash: str
 
 
+# Builds the next audit row from the last one (None for the first): audit.py hashes, the store
+# appends it inside the transaction of the change it records, so neither is kept without the other.
+AuditWrite = Callable[[AuditRow | None], AuditRow]
+
+
 @dataclass(frozen=True)
 class TokenRow:
     name: str
@@ -303,7 +308,12 @@ class Store:
         assert row is not None  # inserted above, in the same transaction
         return _device(row)
 
-    def update_labels(self, device_id: str, changes: Mapping[str, str | None]) -> Device | None:
+    def update_labels(
+        self,
+        device_id: str,
+        changes: Mapping[str, str | None],
+        audit: AuditWrite | None = None,
+    ) -> Device | None:
         """Set labels (a value) or remove them (None); None if the device is unknown."""
         with self.transaction() as cursor:
             row = _fetch_device(cursor, device_id)
@@ -318,6 +328,8 @@ class Store:
             cursor.execute(
                 "UPDATE devices SET labels = ? WHERE id = ?", (json.dumps(labels), device_id)
             )
+            if audit is not None:
+                _append_audit(cursor, audit)
         return replace(_device(row), labels=labels)
 
     def device(self, device_id: str) -> Device | None:
@@ -465,26 +477,11 @@ class Store:
 
     # Audit log rows (audit.py computes and checks the chain)
 
-    def append_audit(self, make_row: Callable[[AuditRow | None], AuditRow]) -> AuditRow:
-        """Append the row `make_row` builds from the last one, in one transaction."""
+    def append_audit(self, audit: AuditWrite) -> AuditRow:
+        """Append the audit row `audit` builds, on its own (for actions that change nothing
+        in the store)."""
         with self.transaction() as cursor:
-            last = cursor.execute("SELECT * FROM audit_log ORDER BY seq DESC LIMIT 1").one()
-            row = make_row(None if last is None else AuditRow(**last))
-            cursor.execute(
-                "INSERT INTO audit_log (seq, at, actor, action, payload, signature, prev_hash, "
-                "hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    row.seq,
-                    row.at,
-                    row.actor,
-                    row.action,
-                    row.payload,
-                    row.signature,
-                    row.prev_hash,
-                    row.hash,
-                ),
-            )
-        return row
+            return _append_audit(cursor, audit)
 
     def audit_rows(self, after: int = 0, limit: int | None = None) -> list[AuditRow]:
         """Audit rows with seq greater than `after`, in chain order."""
@@ -497,7 +494,9 @@ class Store:
 
     # API tokens (auth.py hashes and checks them)
 
-    def add_token(self, name: str, role: str, token_hash: str) -> TokenRow:
+    def add_token(
+        self, name: str, role: str, token_hash: str, audit: AuditWrite | None = None
+    ) -> TokenRow:
         row = TokenRow(name, role, token_hash, time.time())
         try:
             with self.transaction() as cursor:
@@ -506,6 +505,8 @@ class Store:
                     "VALUES (?, ?, ?, ?)",
                     (row.name, row.role, row.token_hash, row.created_at),
                 )
+                if audit is not None:
+                    _append_audit(cursor, audit)
         except StoreError as exc:
             if isinstance(exc.__cause__, self._dialect.integrity_errors):
                 raise StoreError(f"a token named {name!r} already exists") from exc
@@ -529,6 +530,26 @@ def _statements(script: str) -> list[str]:
     """The statements of schema.sql: comments dropped, split at semicolons (none in literals)."""
     lines = [line.split("--", 1)[0] for line in script.splitlines()]
     return [statement.strip() for statement in "\n".join(lines).split(";") if statement.strip()]
+
+
+def _append_audit(cursor: _Cursor, audit: AuditWrite) -> AuditRow:
+    last = cursor.execute("SELECT * FROM audit_log ORDER BY seq DESC LIMIT 1").one()
+    row = audit(None if last is None else AuditRow(**last))
+    cursor.execute(
+        "INSERT INTO audit_log (seq, at, actor, action, payload, signature, prev_hash, hash) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            row.seq,
+            row.at,
+            row.actor,
+            row.action,
+            row.payload,
+            row.signature,
+            row.prev_hash,
+            row.hash,
+        ),
+    )
+    return row
 
 
 def _fetch_device(cursor: _Cursor, device_id: str) -> dict[str, Any] | None:
