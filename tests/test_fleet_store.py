@@ -176,3 +176,19 @@ def test_unknown_database_kinds_and_unreachable_servers_are_clear_errors(tmp_pat
         Store.open("mysql://localhost/x")
     with pytest.raises(StoreError, match="cannot open"):
         Store.open("postgresql://nobody:secret@127.0.0.1:1/x?connect_timeout=2")
+
+
+def test_a_lost_postgresql_connection_is_made_anew(postgres) -> None:
+    import psycopg
+
+    url = postgres.new_database()
+    with Store.open(url) as store:
+        store.upsert_device("d1")
+        with psycopg.connect(postgres.admin_url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (url.rsplit("/", 1)[1],),
+            )
+        with pytest.raises(StoreError):
+            store.device("d1")  # the request in flight when the server cut the connection
+        assert store.device("d1") is not None

@@ -109,6 +109,8 @@ class _Dialect:
     begin: str
     errors: tuple[type[Exception], ...]
     integrity_errors: tuple[type[Exception], ...]
+    # Whether a connection was lost (a server restart, a network cut) and must be made anew.
+    lost: Callable[[Any], bool]
 
 
 def _sqlite_dialect(path: Path) -> _Dialect:
@@ -135,6 +137,7 @@ def _sqlite_dialect(path: Path) -> _Dialect:
         begin="BEGIN IMMEDIATE",
         errors=(sqlite3.Error,),
         integrity_errors=(sqlite3.IntegrityError,),
+        lost=lambda connection: False,  # a file does not go away under an open connection
     )
 
 
@@ -153,6 +156,7 @@ def _postgresql_dialect(url: str) -> _Dialect:
         begin="BEGIN",
         errors=(psycopg.Error,),
         integrity_errors=(psycopg.errors.IntegrityError,),
+        lost=lambda connection: bool(connection.closed),
     )
 
 
@@ -209,13 +213,16 @@ class Store:
         dialect = _dialect_for(url)
         # A PostgreSQL URL may carry a password: messages name only what comes before it.
         where = str(url).split("@")[-1] if dialect.name == "postgresql" else str(url)
-        try:
-            connection = dialect.connect()
-        except dialect.errors as exc:
-            raise StoreError(f"store {where}: cannot open ({exc})") from exc
-        store = cls(dialect, connection, where)
+        store = cls(dialect, cls._connect(dialect, where), where)
         store._create_schema()
         return store
+
+    @staticmethod
+    def _connect(dialect: _Dialect, where: str) -> Any:
+        try:
+            return dialect.connect()
+        except dialect.errors as exc:
+            raise StoreError(f"store {where}: cannot open ({exc})") from exc
 
     @property
     def backend(self) -> str:
@@ -235,6 +242,9 @@ class Store:
     def transaction(self) -> Iterator[_Cursor]:
         """One transaction: committed when the block ends, rolled back if it raises."""
         with self._lock:
+            # The transaction that met a lost connection failed; the next one reconnects.
+            if self._dialect.lost(self._connection):
+                self._connection = self._connect(self._dialect, self._where)
             cursor = _Cursor(self._connection.cursor(), self._dialect)
             try:
                 cursor.execute(self._dialect.begin)
