@@ -83,17 +83,6 @@ class AlertOut(BaseModel):
     resolved_at: datetime | None
 
 
-class AuditEntryOut(BaseModel):
-    seq: int
-    at: datetime
-    actor: str
-    action: str
-    payload: dict[str, Any]
-    signature: dict[str, Any] | None
-    prev_hash: str
-    hash: str
-
-
 class VerificationOut(BaseModel):
     ok: bool
     entries: int
@@ -235,13 +224,13 @@ def create_app(store: Store, *, root: Root | None = None) -> FastAPI:
     ) -> list[AlertOut]:
         return [_alert_out(alert) for alert in store.alerts(state)]
 
-    @app.get("/v1/audit", response_model=list[AuditEntryOut], tags=["audit"])
+    @app.get("/v1/audit", response_model=list[AuditEntry], tags=["audit"])
     def list_audit(
         _: Viewer,
         after: Annotated[int, Query(ge=0, le=2**62)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    ) -> list[AuditEntryOut]:
-        return [_audit_out(entry) for entry in audit.entries(after, limit)]
+    ) -> list[AuditEntry]:
+        return audit.entries(after, limit)
 
     @app.get("/v1/audit/verify", response_model=VerificationOut, tags=["audit"])
     def verify_audit(_: Viewer) -> VerificationOut:
@@ -291,10 +280,6 @@ def _event_out(event: DeviceEvent) -> EventOut:
 
 def _alert_out(alert: Alert) -> AlertOut:
     return AlertOut.model_validate(alert, from_attributes=True)
-
-
-def _audit_out(entry: AuditEntry) -> AuditEntryOut:
-    return AuditEntryOut.model_validate(entry, from_attributes=True)
 
 
 def _verification_out(result: Verification, *, signatures_checked: bool) -> VerificationOut:
