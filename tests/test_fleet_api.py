@@ -132,6 +132,12 @@ def test_labelling_is_audited_and_verifiable(
         == 404
     )
 
+    forged = client.post(
+        "/v1/devices/p1/labels",
+        json={"set": {"ring": "early"}, "signature": signature},  # signed for "late"
+        headers=operator,
+    )
+    assert forged.status_code == 422 and "does not match the payload" in forged.json()["detail"]
     entries = client.get("/v1/audit", headers=as_role(tokens, "viewer")).json()
     assert [(e["seq"], e["actor"], e["action"], e["payload"]["device"]) for e in entries] == [
         (1, "operator", "label", "b1"),

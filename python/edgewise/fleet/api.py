@@ -24,8 +24,9 @@ from securesystemslib.signer import Signature
 from tuf.api.metadata import Metadata, Root
 
 from .. import __version__
-from ..exceptions import SelectorError, StoreError
-from .audit import AuditEntry, AuditLog, Verification
+from ..exceptions import SelectorError, StoreError, TrustError
+from ..trust.operators import verify_operator_signature
+from .audit import AuditEntry, AuditLog, Verification, operator_statement
 from .auth import Principal, Role, authenticate, create_token
 from .selector import LABEL_PATTERN, Selector
 from .store import Alert, Device, DeviceEvent, Store
@@ -147,7 +148,8 @@ Admin = Annotated[Principal, Depends(_require(Role.ADMIN))]
 
 
 def create_app(store: Store, *, root: Root | None = None) -> FastAPI:
-    """The API over `store`; with `root`, /v1/audit/verify also checks operator signatures."""
+    """The API over `store`. With `root`, operator signatures are checked against its operator
+    keys, both on the requests that carry one and by /v1/audit/verify."""
     audit = AuditLog(store)
     registry = CollectorRegistry()
     registry.register(_StoreCollector(store))
@@ -165,6 +167,21 @@ def create_app(store: Store, *, root: Root | None = None) -> FastAPI:
     app.state.store = store
     app.add_middleware(_RequestCounter, counter=requests)
     not_found: dict[int | str, dict[str, Any]] = {404: {"description": "No such device"}}
+
+    def checked_signature(
+        action: str, payload: dict[str, Any], signature: SignatureIn | None
+    ) -> Signature | None:
+        """The request's operator signature, refused now if it does not verify: recorded, it
+        would make every later verification of the audit log fail."""
+        if signature is None:
+            return None
+        converted = Signature(signature.keyid, signature.sig)
+        if root is not None:
+            try:
+                verify_operator_signature(root, operator_statement(action, payload), converted)
+            except TrustError as exc:
+                raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+        return converted
 
     @app.exception_handler(StoreError)
     def store_unavailable(request: Request, exc: StoreError) -> JSONResponse:
@@ -215,7 +232,8 @@ def create_app(store: Store, *, root: Root | None = None) -> FastAPI:
         changes: dict[str, str | None] = {key: None for key in change.remove}
         changes.update(change.set)
         payload = {"device": device_id, "set": change.set, "remove": change.remove}
-        entry = audit.prepare(principal.name, "label", payload, _signature(change.signature))
+        signature = checked_signature("label", payload, change.signature)
+        entry = audit.prepare(principal.name, "label", payload, signature)
         return DeviceOut.of(_known(store.update_labels(device_id, changes, entry), device_id))
 
     @app.get("/v1/alerts", response_model=list[AlertOut], tags=["alerts"])
@@ -268,10 +286,6 @@ def _known(device: Device | None, device_id: str) -> Device:
     if device is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no device {device_id!r}")
     return device
-
-
-def _signature(signature: SignatureIn | None) -> Signature | None:
-    return None if signature is None else Signature(signature.keyid, signature.sig)
 
 
 def _event_out(event: DeviceEvent) -> EventOut:
