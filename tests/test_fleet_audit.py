@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 from securesystemslib.signer import CryptoSigner
@@ -170,3 +171,31 @@ def test_a_change_and_its_audit_entry_are_kept_together(store: Store) -> None:
     assert [(e.actor, e.payload["set"]) for e in AuditLog(store).entries()] == [
         ("alice", {"site": "paris"})
     ]
+
+
+def test_writers_on_separate_connections_keep_one_chain(store_url: str) -> None:
+    # Two stores stand for two control-plane processes sharing one database.
+    stores = [Store.open(store_url), Store.open(store_url)]
+    failures: list[BaseException] = []
+
+    def write(store: Store, actor: str) -> None:
+        try:
+            for n in range(30):
+                AuditLog(store).append(actor, "label", {"n": n})
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [
+        threading.Thread(target=write, args=(store, f"writer-{i}"))
+        for i, store in enumerate(stores)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    for store in stores:
+        store.close()
+    assert failures == []
+    with Store.open(store_url) as store:
+        result = AuditLog(store).verify()
+    assert (result.ok, result.entries) == (True, 60)

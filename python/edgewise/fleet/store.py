@@ -111,6 +111,9 @@ class _Dialect:
     integrity_errors: tuple[type[Exception], ...]
     # Whether a connection was lost (a server restart, a network cut) and must be made anew.
     lost: Callable[[Any], bool]
+    # Run before reading the audit log's last entry, so that writers on other connections wait
+    # instead of building on the same entry; None where `begin` already serialises writers.
+    lock_audit: str | None
 
 
 def _sqlite_dialect(path: Path) -> _Dialect:
@@ -138,6 +141,7 @@ def _sqlite_dialect(path: Path) -> _Dialect:
         errors=(sqlite3.Error,),
         integrity_errors=(sqlite3.IntegrityError,),
         lost=lambda connection: False,  # a file does not go away under an open connection
+        lock_audit=None,  # BEGIN IMMEDIATE holds the database's one write lock
     )
 
 
@@ -157,6 +161,8 @@ def _postgresql_dialect(url: str) -> _Dialect:
         errors=(psycopg.Error,),
         integrity_errors=(psycopg.errors.IntegrityError,),
         lost=lambda connection: bool(connection.closed),
+        # Conflicts with itself only: readers of the log are never blocked.
+        lock_audit="LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE",
     )
 
 
@@ -179,10 +185,10 @@ class _Cursor:
 
     def __init__(self, cursor: Any, dialect: _Dialect) -> None:
         self._cursor = cursor
-        self._dialect = dialect
+        self.dialect = dialect
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor:
-        self._cursor.execute(sql.replace("?", self._dialect.placeholder), tuple(params))
+        self._cursor.execute(sql.replace("?", self.dialect.placeholder), tuple(params))
         return self
 
     def all(self) -> list[dict[str, Any]]:
@@ -543,6 +549,8 @@ def _statements(script: str) -> list[str]:
 
 
 def _append_audit(cursor: _Cursor, audit: AuditWrite) -> AuditRow:
+    if cursor.dialect.lock_audit is not None:
+        cursor.execute(cursor.dialect.lock_audit)
     last = cursor.execute("SELECT * FROM audit_log ORDER BY seq DESC LIMIT 1").one()
     row = audit(None if last is None else AuditRow(**last))
     cursor.execute(
