@@ -57,3 +57,28 @@ def world(tmp_path: Path, bundle: Bundle):
     created = World(tmp_path, bundle)
     created.init()
     return created
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server on a free loopback port, for the whole test session."""
+    from postgres_server import running_postgres
+
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty control-plane store: an SQLite file, then a real PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "control.db")
+    return request.getfixturevalue("postgres").new_database()
+
+
+@pytest.fixture
+def store(store_url: str):
+    from edgewise.fleet.store import Store
+
+    with Store.open(store_url) as opened:
+        yield opened

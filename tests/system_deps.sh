@@ -8,6 +8,7 @@ set -euo pipefail
 # One Debian package a line, with what needs it. Add new ones here.
 PACKAGES=(
     chromium          # tests/test_drift_html.py renders the drift report in a real browser
+    postgresql        # tests/test_fleet_*.py run the control-plane store on a real PostgreSQL
     fonts-dejavu-core # so that the browser has a font to draw the report's text with
     mosquitto         # tests/mqtt_broker.py runs the real broker for the transport tests
     mosquitto-clients # mosquitto_sub/pub, for looking at a test broker by hand

@@ -56,3 +56,19 @@ class TransferError(EdgewiseError, ValueError):
 
 class OutboxFullError(EdgewiseError, RuntimeError):
     """The outbox holds as many messages as it may and none of them may be dropped (events)."""
+
+
+class SelectorError(EdgewiseError, ValueError):
+    """A device label selector cannot be parsed (`site=berlin,hw!=pi3`, `site in (a,b)`)."""
+
+
+class StoreError(EdgewiseError, RuntimeError):
+    """The control-plane store cannot be opened, has an unknown schema version, or a write fails."""
+
+
+class AuditError(EdgewiseError, ValueError):
+    """The audit log's hash chain or an entry's operator signature does not check out."""
+
+
+class FleetApiError(EdgewiseError, RuntimeError):
+    """The control plane's HTTP API refused a request or cannot be reached."""

@@ -11,6 +11,7 @@ from ..exceptions import EdgewiseError
 from .bundle import bundle_group
 from .compile import compile_command
 from .demo import demo_command
+from .fleet import fleet_group
 from .profiles import drift_command, profile_command
 from .schema import schema_group, validate_command
 from .score import score_command
@@ -52,3 +53,4 @@ main.add_command(keys_group)
 main.add_command(repo_group)
 main.add_command(bundle_group)
 main.add_command(demo_command)
+main.add_command(fleet_group)

@@ -1,0 +1,1 @@
+"""The fleet control plane: device registry, store, audit log and HTTP API."""

@@ -1,0 +1,117 @@
+-- The control plane's schema, one text for SQLite and PostgreSQL. `{serial}` and `{blob}` are
+-- the only words that differ between them; store.py fills them in. Times are seconds since the
+-- epoch (UTC), JSON documents are text, flags are 0/1 integers, so both read back the same.
+-- Bump SCHEMA_VERSION in store.py with any change here.
+
+CREATE TABLE IF NOT EXISTS schema_info (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS devices (
+    id TEXT PRIMARY KEY,
+    labels TEXT NOT NULL DEFAULT '{}',
+    online INTEGER NOT NULL DEFAULT 0,
+    last_seen DOUBLE PRECISION,
+    bundle_name TEXT,
+    bundle_version INTEGER,
+    slots TEXT NOT NULL DEFAULT '{}'
+);
+
+-- message_id is the id the device's outbox gave the message: a redelivery is ignored.
+CREATE TABLE IF NOT EXISTS device_events (
+    id {serial},
+    device_id TEXT NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+    message_id TEXT UNIQUE,
+    at DOUBLE PRECISION NOT NULL,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS device_events_by_device ON device_events (device_id, at);
+
+CREATE TABLE IF NOT EXISTS telemetry_windows (
+    id {serial},
+    device_id TEXT NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+    message_id TEXT UNIQUE,
+    bundle_name TEXT NOT NULL,
+    bundle_version INTEGER NOT NULL,
+    window_start DOUBLE PRECISION NOT NULL,
+    window_end DOUBLE PRECISION NOT NULL,
+    count INTEGER NOT NULL,
+    errors INTEGER NOT NULL,
+    latency TEXT NOT NULL DEFAULT '{}',
+    input_profile {blob},
+    output_profile {blob},
+    CHECK (window_end >= window_start)
+);
+CREATE INDEX IF NOT EXISTS telemetry_by_bundle
+    ON telemetry_windows (bundle_name, bundle_version, window_start);
+
+CREATE TABLE IF NOT EXISTS alerts (
+    id {serial},
+    rule TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    dedup_key TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('firing', 'resolved')),
+    detail TEXT NOT NULL DEFAULT '{}',
+    fired_at DOUBLE PRECISION NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL,
+    resolved_at DOUBLE PRECISION
+);
+-- At most one firing alert per dedup key; once resolved the same condition may fire again.
+CREATE UNIQUE INDEX IF NOT EXISTS alerts_one_firing ON alerts (dedup_key) WHERE state = 'firing';
+
+CREATE TABLE IF NOT EXISTS rollouts (
+    id {serial},
+    bundle_name TEXT NOT NULL,
+    bundle_version INTEGER NOT NULL,
+    selector TEXT NOT NULL,
+    policy TEXT NOT NULL DEFAULT '{}',
+    state TEXT NOT NULL,
+    reason TEXT,
+    created_by TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS rollout_waves (
+    rollout_id INTEGER NOT NULL REFERENCES rollouts (id) ON DELETE CASCADE,
+    wave INTEGER NOT NULL,
+    percent DOUBLE PRECISION NOT NULL,
+    state TEXT NOT NULL,
+    started_at DOUBLE PRECISION,
+    finished_at DOUBLE PRECISION,
+    PRIMARY KEY (rollout_id, wave)
+);
+
+CREATE TABLE IF NOT EXISTS rollout_devices (
+    rollout_id INTEGER NOT NULL REFERENCES rollouts (id) ON DELETE CASCADE,
+    device_id TEXT NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+    wave INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    updated_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (rollout_id, device_id),
+    FOREIGN KEY (rollout_id, wave) REFERENCES rollout_waves (rollout_id, wave)
+);
+
+-- Append-only and hash-chained (audit.py): seq is the entry's place in the chain, so two writers
+-- racing for the same place cannot both succeed.
+CREATE TABLE IF NOT EXISTS audit_log (
+    seq INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    signature TEXT,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+
+-- Bearer tokens of the HTTP API, kept only as hashes (auth.py).
+CREATE TABLE IF NOT EXISTS api_tokens (
+    name TEXT PRIMARY KEY CHECK (name <> ''),
+    role TEXT NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at DOUBLE PRECISION NOT NULL
+);
