@@ -44,7 +44,8 @@ format: dev
 test-rust:
 	cargo test --release --locked
 
-# Debian packages the Python tests run for real (a headless browser); installs only what is missing.
+# Debian packages the Python tests run for real (a headless browser, Mosquitto); installs only what
+# is missing.
 system-deps:
 	bash tests/system_deps.sh
 

@@ -13,6 +13,9 @@ from edgewise import Bundle
 from edgewise.compile import compile_pipeline
 from edgewise.datasets import FEATURES, TARGET, credit_frame, credit_pipeline
 
+# The real Mosquitto fixtures (`broker`, `broker_credentials`) of the transport tests.
+pytest_plugins = ["mqtt_broker"]
+
 # Property tests: a quick profile by default, `HYPOTHESIS_PROFILE=thorough` for a long hunt.
 settings.register_profile(
     "fast", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]

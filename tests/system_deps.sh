@@ -9,6 +9,9 @@ set -euo pipefail
 PACKAGES=(
     chromium          # tests/test_drift_html.py renders the drift report in a real browser
     fonts-dejavu-core # so that the browser has a font to draw the report's text with
+    mosquitto         # tests/mqtt_broker.py runs the real broker for the transport tests
+    mosquitto-clients # mosquitto_sub/pub, for looking at a test broker by hand
+    openssl           # tests/mqtt_broker.py makes a throwaway CA for the TLS tests
 )
 
 is_installed() {

@@ -42,3 +42,17 @@ class ScoreRunError(EdgewiseError, RuntimeError):
 class TrustError(EdgewiseError, ValueError):
     """Keys, signed metadata or a bundle fail a trust check: unsigned, expired, rolled back,
     tampered, or not what the client expected."""
+
+
+class MessageError(EdgewiseError, ValueError):
+    """A message from the network is oversized, malformed, of an unknown protocol version, or
+    fails its schema; the text names the topic and what is wrong."""
+
+
+class TransferError(EdgewiseError, ValueError):
+    """A bundle transfer failed: it timed out or was cancelled, or the assembled file does not
+    have the length and SHA-256 that the request expected."""
+
+
+class OutboxFullError(EdgewiseError, RuntimeError):
+    """The outbox holds as many messages as it may and none of them may be dropped (events)."""
