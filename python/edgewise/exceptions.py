@@ -56,3 +56,22 @@ class TransferError(EdgewiseError, ValueError):
 
 class OutboxFullError(EdgewiseError, RuntimeError):
     """The outbox holds as many messages as it may and none of them may be dropped (events)."""
+
+
+class AgentError(EdgewiseError, RuntimeError):
+    """The edge agent cannot do what it was asked: its configuration, state directory or a
+    step of an install is at fault; the text says which."""
+
+
+class InstallError(AgentError):
+    """A bundle was not installed: it failed verification or its health check, or the slot
+    could not be written. The previous model keeps serving."""
+
+
+class CommandError(EdgewiseError, ValueError):
+    """A fleet command was refused: unsigned, not from an operator key, for another device,
+    expired, replayed or malformed."""
+
+
+class ConfigError(EdgewiseError, ValueError):
+    """A configuration file or environment override is missing, malformed or contradictory."""
