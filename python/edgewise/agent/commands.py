@@ -132,7 +132,7 @@ class CommandVerifier:
         the process dies while acting on it."""
         payload, signatures = _envelope(data)
         self._check_signatures(payload, signatures)
-        command = _command(payload)
+        command = parse_payload(payload)
         now = time.time() if now is None else now
         if command.device != self.device:
             raise CommandError(
@@ -187,8 +187,9 @@ def _envelope(data: bytes) -> tuple[str, list[Any]]:
     return payload, signatures
 
 
-def _command(payload: str) -> Command:
-    """The signed payload's fields, checked (only after the signature was)."""
+def parse_payload(payload: str) -> Command:
+    """The command a payload holds, its fields checked (a signed one only after its signature
+    was)."""
     try:
         fields = json.loads(payload)
         action = fields["action"]

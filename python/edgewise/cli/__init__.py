@@ -8,6 +8,7 @@ import click
 
 from .. import __version__
 from ..exceptions import EdgewiseError
+from .agent import agent_group
 from .bundle import bundle_group
 from .compile import compile_command
 from .demo import demo_command
@@ -52,3 +53,4 @@ main.add_command(keys_group)
 main.add_command(repo_group)
 main.add_command(bundle_group)
 main.add_command(demo_command)
+main.add_command(agent_group)
