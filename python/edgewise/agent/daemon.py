@@ -38,8 +38,10 @@ from .config import AgentConfig
 from .crashpoints import crash_point
 from .durable import replace_durably
 from .install import Installer
+from .server import InferenceServer
 from .serving import Serving
 from .slots import SlotStore, SlotTable
+from .telemetry import TelemetryWindows
 from .tuf_inbox import MetadataInbox
 
 if TYPE_CHECKING:
@@ -76,6 +78,10 @@ class Agent:
         will = Will(self.topic(Kind.STATE), encode(offline))
         self.connection = Connection(self.device, config.broker, will=will)
         self.publisher = OutboxPublisher(self.outbox, self.connection)
+        self.telemetry = TelemetryWindows(
+            config.telemetry_window, lambda m: self.publisher.send(self.topic(Kind.TELEMETRY), m)
+        )
+        self.server: InferenceServer | None = None
         self.inbox = MetadataInbox(self.connection)
         self.connection.subscribe(self.topic(Kind.CMD), self._on_command)
         self._announce = threading.Event()
@@ -93,6 +99,15 @@ class Agent:
         for repair in repairs:
             self.event("slots.repaired", Level.WARNING, repair=repair)
         self._serve(table)
+        self.telemetry.start()
+        if self.config.server_port >= 0:  # up before the device announces itself online
+            self.server = InferenceServer(
+                self.config.server_port,
+                self.serving,
+                self.telemetry,
+                self.config.max_rows,
+                self.config.state_dir,
+            ).start()
         self.publisher.start()
         self.connection.start()
         self._worker.start()
@@ -113,8 +128,11 @@ class Agent:
         download = self._download
         if download is not None:
             download.cancel()
+        if self.server is not None:
+            self.server.stop()
         self._worker.join(timeout=10)
         self._reporter.join(timeout=10)
+        self.telemetry.stop()  # queues the last, partial window
         self.publisher.wait_empty(SHUTDOWN_FLUSH)
         self.publisher.stop()
         self.connection.stop()  # publishes the offline state, as the last will would
