@@ -37,6 +37,7 @@ from .commands import Command, CommandVerifier, parse_payload
 from .config import AgentConfig
 from .crashpoints import crash_point
 from .durable import replace_durably
+from .health import load_model
 from .install import Installer
 from .server import InferenceServer
 from .serving import Serving
@@ -46,6 +47,8 @@ from .tuf_inbox import MetadataInbox
 
 if TYPE_CHECKING:
     from tuf.api.metadata import Root
+
+    from ..model import Model
 
     from ..trust import TrustClient
 
@@ -336,10 +339,8 @@ def _read_root(path: Path) -> bytes:
         raise ConfigError(f"{path}: cannot read the pinned trust root: {exc.strerror}") from exc
 
 
-def _load_model(path: Path) -> Any:
-    from ..model import Model
-
-    return Model.from_bundle(Bundle.read(path))
+def _load_model(path: Path) -> Model:
+    return load_model(Bundle.read(path))
 
 
 def _describe(table: SlotTable) -> str | None:

@@ -24,6 +24,9 @@ from ..exceptions import EdgewiseError, InstallError
 from ..model import Model
 
 EXPECTED_PREFIX = "expected_"
+#: Core threads the agent's model runs on. Local requests are a few rows each, a device shares
+#: its cores with the applications it serves, and one pool of one thread keeps memory small.
+MODEL_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ def check_health(bundle: Bundle, policy: HealthPolicy, scratch: Path) -> tuple[M
     """The loaded model and its report, or an `InstallError` saying which check failed."""
     where = f"{bundle.name} version {bundle.version}"
     try:
-        model = Model.from_bundle(bundle)
+        model = load_model(bundle)
         batch = _read_sample(bundle.health, scratch)
         started = time.perf_counter()
         scored = model.score(batch, "health sample")
@@ -87,6 +90,11 @@ def check_health(bundle: Bundle, policy: HealthPolicy, scratch: Path) -> tuple[M
             f"{policy.max_ms_per_row:g} ms"
         )
     return model, report
+
+
+def load_model(bundle: Bundle) -> Model:
+    """The model as the agent serves it (and as the health check tries it)."""
+    return Model.from_bundle(bundle, threads=MODEL_THREADS)
 
 
 def _read_sample(health: bytes, scratch: Path) -> Any:

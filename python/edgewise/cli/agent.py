@@ -9,7 +9,12 @@ import click
 
 @click.group("agent")
 def agent_group() -> None:
-    """Run the edge agent that installs signed bundles and serves predictions on a device."""
+    """Run the edge agent that installs signed bundles and serves predictions on a device.
+
+    \b
+    Example:
+      edgewise agent run --config /etc/edgewise/agent.toml
+    """
 
 
 @agent_group.command("run")
