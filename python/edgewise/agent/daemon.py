@@ -49,7 +49,6 @@ if TYPE_CHECKING:
     from tuf.api.metadata import Root
 
     from ..model import Model
-
     from ..trust import TrustClient
 
 log = logging.getLogger("edgewise.agent")
@@ -128,6 +127,7 @@ class Agent:
 
     def stop(self) -> None:
         self.stopping.set()
+        self._announce.set()  # wakes the reporter, which otherwise sleeps a whole window
         download = self._download
         if download is not None:
             download.cancel()
@@ -168,7 +168,7 @@ class Agent:
         while not self.stopping.is_set():
             self._announce.wait(self.config.telemetry_window)
             self._announce.clear()
-            if self.connection.wait_connected(1.0):
+            if not self.stopping.is_set() and self.connection.wait_connected(1.0):
                 self.publish_state()
 
     def _serve(self, table: SlotTable) -> None:
