@@ -57,3 +57,13 @@ def world(tmp_path: Path, bundle: Bundle):
     created = World(tmp_path, bundle)
     created.init()
     return created
+
+
+@pytest.fixture
+def agent(tmp_path: Path, broker, world):
+    """An `edgewise agent run` process for device dev-a (not started), killed at teardown."""
+    from agent_fleet import AgentProcess
+
+    process = AgentProcess(tmp_path / "dev-a", broker, world)
+    yield process
+    process.kill()

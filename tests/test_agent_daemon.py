@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agent_fleet import AgentProcess, Fleet, active_is, restarted_at, start_fleet
+from agent_fleet import Fleet, active_is, restarted_at, start_fleet
 from agent_support import ref_of, with_wrong_expectations
 from trust_world import World, variant
 
@@ -30,13 +30,6 @@ def fleet(world: World, broker, versions) -> Iterator[Fleet]:
     fleet, connection = start_fleet(world, broker, list(versions))
     yield fleet
     connection.stop()
-
-
-@pytest.fixture
-def agent(tmp_path: Path, broker, world: World) -> Iterator[AgentProcess]:
-    process = AgentProcess(tmp_path / "dev-a", broker, world)
-    yield process
-    process.kill()
 
 
 def test_signed_install_then_upgrade_then_rollback(fleet, agent, versions):

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agent_fleet import AGENT_TIMEOUT, AgentProcess, active_is, start_fleet
+from agent_fleet import AGENT_TIMEOUT, active_is, start_fleet
 from agent_support import ref_of
 from test_agent_serving import rows
 
@@ -16,10 +16,9 @@ HEAVY = ("pandas", "polars", "pyarrow", "sklearn", "skl2onnx", "onnx", "onnxrunt
 TESTS = Path(__file__).parent
 
 
-def test_running_agent_with_a_loaded_model_imports_nothing_heavy(tmp_path, broker, world):
+def test_running_agent_with_a_loaded_model_imports_nothing_heavy(broker, world, agent):
     published = world.publish()
     fleet, connection = start_fleet(world, broker, [published])
-    agent = AgentProcess(tmp_path / "dev-a", broker, world)
     try:
         agent.start()
         fleet.wait_state("dev-a", active_is(None))
@@ -27,7 +26,6 @@ def test_running_agent_with_a_loaded_model_imports_nothing_heavy(tmp_path, broke
         fleet.wait_state("dev-a", active_is(ref_of(published)))
         assert agent.terminate() == 0
     finally:
-        agent.kill()
         connection.stop()
     # A fresh process that starts from the installed slot, serves one prediction, then stops.
     process = subprocess.run(

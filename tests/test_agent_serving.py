@@ -11,7 +11,6 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -71,13 +70,6 @@ def telemetry(broker) -> Iterator[RawTelemetry]:
     raw = RawTelemetry(broker)
     yield raw
     raw.stop()
-
-
-@pytest.fixture
-def agent(tmp_path: Path, broker, world: World) -> Iterator[AgentProcess]:
-    process = AgentProcess(tmp_path / "dev-a", broker, world)
-    yield process
-    process.kill()
 
 
 def rows(count: int, seed: int = 1) -> list[dict[str, Any]]:
