@@ -184,7 +184,11 @@ def measure(
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="logistic", choices=["logistic", "hist_gradient_boosting", "random_forest"])
+    parser.add_argument(
+        "--model",
+        default="logistic",
+        choices=["logistic", "hist_gradient_boosting", "random_forest"],
+    )
     parser.add_argument("--duration", type=float, default=60.0, help="idle seconds measured")
     parser.add_argument("--settle", type=float, default=5.0, help="seconds before measuring")
     parser.add_argument("--json", action="store_true", help="JSON on stdout")
