@@ -45,6 +45,11 @@ def test_signed_install_then_upgrade_then_rollback(fleet, agent, versions):
         SlotStatus.INSTALLED,
         SlotStatus.ACTIVE,
     )
+    # While the bytes travelled, the device said which slot they were going to.
+    assert any(
+        s.slots["b"].status is SlotStatus.DOWNLOADING and s.slots["b"].bundle == second
+        for s in fleet.states("dev-a")
+    )
     done = fleet.wait_event("dev-a", "install.done", count=2)
     assert done[-1].detail["health"]["max_abs_diff"] <= 1e-6
     fleet.send("dev-a", "rollback")

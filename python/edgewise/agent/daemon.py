@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..bundle import Bundle
-from ..exceptions import CommandError, ConfigError, EdgewiseError, InstallError
+from ..exceptions import CommandError, ConfigError, EdgewiseError, InstallError, OutboxFullError
 from ..transport.client import Connection, Will
 from ..transport.download import BundleDownload
 from ..transport.inbound import Inbound
-from ..transport.messages import BundleRef, Event, Level, State, Status, encode
+from ..transport.messages import BundleRef, Event, Level, Message, State, Status, encode
 from ..transport.outbox import Outbox, OutboxPublisher
 from ..transport.progress import TransferProgress
 from ..transport.topics import Kind, device_topic
@@ -81,7 +81,7 @@ class Agent:
         self.connection = Connection(self.device, config.broker, will=will)
         self.publisher = OutboxPublisher(self.outbox, self.connection)
         self.telemetry = TelemetryWindows(
-            config.telemetry_window, lambda m: self.publisher.send(self.topic(Kind.TELEMETRY), m)
+            config.telemetry_window, lambda m: self._queue(Kind.TELEMETRY, m)
         )
         self.server: InferenceServer | None = None
         self.inbox = MetadataInbox(self.connection)
@@ -147,7 +147,14 @@ class Agent:
     def event(self, name: str, level: Level = Level.INFO, **detail: Any) -> None:
         """Log the event and queue it durably for the control plane."""
         log.log(_LOG_LEVELS[level], name, extra=detail)
-        self.publisher.send(self.topic(Kind.EVENTS), Event(name=name, level=level, detail=detail))
+        self._queue(Kind.EVENTS, Event(name=name, level=level, detail=detail))
+
+    def _queue(self, kind: Kind, message: Message) -> None:
+        try:
+            self.publisher.send(self.topic(kind), message)
+        except OutboxFullError as exc:
+            # Months without a broker: the agent keeps serving; the log still has it.
+            log.error("not queued: %s", exc, extra={"kind": message.TYPE})
 
     def publish_state(self) -> None:
         """The retained state: what the pointer on disk says. Also the heartbeat."""
@@ -243,8 +250,10 @@ class Agent:
             client = self._trust_client()
             info, _ = client.lookup(name, version)
             bundle = BundleRef(name, version, info.hashes["sha256"], info.length)
+            installer = self._installer(client)
+            self._set_table(installer.mark(bundle))
             downloaded = self._fetch(bundle)
-            installed = self._installer(client).install(downloaded, bundle)
+            installed = installer.install(downloaded, bundle)
         except EdgewiseError as exc:
             self._set_table(self.store.load())
             if not self.stopping.is_set():  # a shutdown resumes the install at the next start

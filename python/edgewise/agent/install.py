@@ -51,8 +51,9 @@ class Installer:
         self.verify = verify
         self.policy = policy
 
-    def install(self, downloaded: Path, bundle: BundleRef) -> Installed:
-        """Install the downloaded file of `bundle`; `InstallError` if it may not serve."""
+    def mark(self, bundle: BundleRef) -> SlotTable:
+        """Give the inactive slot to `bundle` (status downloading) before its bytes arrive, so
+        the device reports what it is doing; a restart before `install` abandons the slot."""
         table = self.store.load()
         if table.active_bundle == bundle:
             raise InstallError(f"{bundle.name} version {bundle.version} is already active")
@@ -60,6 +61,12 @@ class Installer:
         self.store.clear(slot)
         marked = table.with_slot(slot, SlotRecord(SlotStatus.DOWNLOADING, bundle))
         self.store.save(marked)
+        return marked
+
+    def install(self, downloaded: Path, bundle: BundleRef) -> Installed:
+        """Install the downloaded file of `bundle`; `InstallError` if it may not serve."""
+        marked = self.mark(bundle)
+        slot = marked.inactive()  # marking leaves the active slot as it was
         crash_point("install.marked")
         target = self.store.bundle_path(slot)
         move_durably(downloaded, target)
@@ -75,7 +82,7 @@ class Installer:
         switched = marked.activate(slot)
         self.store.save(switched)
         crash_point("install.switched")
-        return Installed(slot, bundle, table.active_bundle, model, report, switched)
+        return Installed(slot, bundle, marked.active_bundle, model, report, switched)
 
     def rollback(self) -> SlotTable:
         """Serve the other slot again (it must hold an installed bundle)."""
