@@ -46,7 +46,7 @@ class AgentProcess:
                     "[labels]",
                     'site = "lab"',
                     "[broker]",
-                    f'url = "mqtt://127.0.0.1:{broker.port}"',
+                    *self._broker_lines(broker),
                     "keepalive = 10",
                     "backoff_initial = 0.2",
                     "backoff_max = 1.0",
@@ -65,6 +65,15 @@ class AgentProcess:
             env_name("broker.password"): broker.credentials.passwords[device],
         }
         self.process: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def _broker_lines(broker: Broker) -> list[str]:
+        if broker.certificates is None:
+            return [f'url = "mqtt://127.0.0.1:{broker.port}"']
+        return [
+            f'url = "mqtts://127.0.0.1:{broker.port}"',
+            f'ca_file = "{broker.certificates.ca}"',
+        ]
 
     def start(self, **env: str) -> AgentProcess:
         assert self.process is None or self.process.poll() is not None

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agent_fleet import Fleet, active_is, restarted_at, start_fleet
+from agent_fleet import AgentProcess, Fleet, active_is, restarted_at, start_fleet
 from agent_support import ref_of, with_wrong_expectations
 from trust_world import World, variant
 
@@ -144,3 +144,17 @@ def test_agent_killed_during_download_and_install_restarts_into_a_whole_model(
         fleet.send("dev-a", "rollback")
         fleet.wait_state("dev-a", active_is(old), rolled_back)
         assert agent.terminate() == 0, point
+
+
+def test_agent_installs_over_tls(world, tls_broker, versions, tmp_path):
+    first = ref_of(versions[0])
+    fleet, connection = start_fleet(world, tls_broker, list(versions))
+    agent = AgentProcess(tmp_path / "tls", tls_broker, world)
+    try:
+        agent.start()
+        fleet.wait_state("dev-a", active_is(None))
+        fleet.send("dev-a", "install", first)
+        fleet.wait_state("dev-a", active_is(first))
+    finally:
+        agent.kill()
+        connection.stop()

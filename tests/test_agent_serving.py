@@ -26,19 +26,19 @@ from edgewise.datasets import FEATURES, credit_frame
 from edgewise.transport.acl import CONTROL_USER
 
 
-class RawTelemetry:
-    """The telemetry payloads as they travel (the transport's decoder keeps only the fields it
-    knows, and the profiles are an addition), from a plain paho subscriber."""
+class RawMessages:
+    """Payloads as they travel (the transport's decoder keeps only the fields it knows, and the
+    profiles and labels are additions), from a plain paho subscriber."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, topic_filter: str, client_id: str) -> None:
         self.payloads: list[dict[str, Any]] = []
         self._condition = threading.Condition()
         # A persistent session, so the broker queues what arrives while this client reconnects.
         self.client = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id="raw-telemetry", clean_session=False
+            CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False
         )
         self.client.username_pw_set(CONTROL_USER, broker.credentials.passwords[CONTROL_USER])
-        self.client.on_connect = lambda c, *_: c.subscribe("edgewise/v1/devices/+/telemetry", 1)
+        self.client.on_connect = lambda c, *_: c.subscribe(topic_filter, 1)
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(0.2, 1)
         self.client.connect("127.0.0.1", broker.port)
@@ -66,8 +66,8 @@ def fleet(world: World, broker) -> Iterator[Fleet]:
 
 
 @pytest.fixture
-def telemetry(broker) -> Iterator[RawTelemetry]:
-    raw = RawTelemetry(broker)
+def telemetry(broker) -> Iterator[RawMessages]:
+    raw = RawMessages(broker, "edgewise/v1/devices/+/telemetry", "raw-telemetry")
     yield raw
     raw.stop()
 
@@ -180,3 +180,13 @@ def test_telemetry_windows_carry_profiles_and_survive_a_broker_outage(
     windows = sorted((p["window_start"], p["window_end"]) for p in unique)
     for (_, end), (start, _) in itertools.pairwise(windows):
         assert start == pytest.approx(end, abs=1e-6)  # each window begins where one ended
+
+
+def test_retained_state_carries_the_configured_labels(fleet, agent, broker):
+    agent.start()
+    fleet.wait_state("dev-a", lambda s: s.status.value == "online")
+    states = RawMessages(broker, "edgewise/v1/devices/dev-a/state", "raw-state")
+    try:
+        assert states.wait_for(lambda p: any(m.get("labels") == {"site": "lab"} for m in p))
+    finally:
+        states.stop()
