@@ -139,6 +139,11 @@ def test_predictions_match_the_model_and_bad_requests_get_clear_4xx(
         400,
         {"error": "row 0: column 'age' must be float or null, not \"forty\""},
     )
+    unscorable = [sample[0], {**sample[1], "region": None}]
+    assert post(port, json.dumps({"rows": unscorable}).encode()) == (
+        422,
+        {"error": "row 1: column 'region' is null (1 rows cannot be scored)"},
+    )
     status, answer = post(port, json.dumps({"rows": rows(51)}).encode())
     assert (status, answer["error"]) == (413, "51 rows, over the limit of 50 per request")
     assert post(port, b"{}", path="/v2/other")[0] == 404
