@@ -82,3 +82,13 @@ def store(store_url: str):
 
     with Store.open(store_url) as opened:
         yield opened
+
+
+@pytest.fixture
+def agent(tmp_path: Path, broker, world):
+    """An `edgewise agent run` process for device dev-a (not started), killed at teardown."""
+    from agent_fleet import AgentProcess
+
+    process = AgentProcess(tmp_path / "dev-a", broker, world)
+    yield process
+    process.kill()

@@ -72,3 +72,22 @@ class AuditError(EdgewiseError, ValueError):
 
 class FleetApiError(EdgewiseError, RuntimeError):
     """The control plane's HTTP API refused a request or cannot be reached."""
+
+
+class AgentError(EdgewiseError, RuntimeError):
+    """The edge agent cannot do what it was asked: its configuration, state directory or a
+    step of an install is at fault; the text says which."""
+
+
+class InstallError(AgentError):
+    """A bundle was not installed: it failed verification or its health check, or the slot
+    could not be written. The previous model keeps serving."""
+
+
+class CommandError(EdgewiseError, ValueError):
+    """A fleet command was refused: unsigned, not from an operator key, for another device,
+    expired, replayed or malformed."""
+
+
+class ConfigError(EdgewiseError, ValueError):
+    """A configuration file or environment override is missing, malformed or contradictory."""

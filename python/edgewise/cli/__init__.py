@@ -2,24 +2,46 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import click
 
 from .. import __version__
 from ..exceptions import EdgewiseError
-from .bundle import bundle_group
-from .compile import compile_command
-from .demo import demo_command
-from .fleet import fleet_group
-from .profiles import drift_command, profile_command
-from .schema import schema_group, validate_command
-from .score import score_command
-from .trust import keys_group, repo_group
+
+#: Each command and the module that defines it, imported only when the command is used: the
+#: edge agent must not load rich, pandas or the compiler just to start (docs/agent.md).
+COMMANDS = {
+    "agent": "agent:agent_group",
+    "bundle": "bundle:bundle_group",
+    "compile": "compile:compile_command",
+    "demo": "demo:demo_command",
+    "drift": "profiles:drift_command",
+    "fleet": "fleet:fleet_group",
+    "keys": "trust:keys_group",
+    "profile": "profiles:profile_command",
+    "repo": "trust:repo_group",
+    "schema": "schema:schema_group",
+    "score": "score:score_command",
+    "validate": "schema:validate_command",
+}
 
 
 class EdgewiseGroup(click.Group):
-    """Turns `EdgewiseError` into a one-line `Error: ...` with exit code 1 (--debug: traceback)."""
+    """Turns `EdgewiseError` into a one-line `Error: ...` with exit code 1 (--debug: traceback),
+    and loads each command's module on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, _, attribute = COMMANDS[name].partition(":")
+        command = getattr(importlib.import_module(f"{__name__}.{module}"), attribute)
+        assert isinstance(command, click.Command)
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -41,16 +63,3 @@ def main(debug: bool) -> None:
       edgewise compile model.joblib --train-data train.parquet --name churn --version 3
       edgewise score churn-3.ewb data/ -o scores/ --trust repo/ --root root.json
     """
-
-
-main.add_command(compile_command)
-main.add_command(score_command)
-main.add_command(profile_command)
-main.add_command(drift_command)
-main.add_command(schema_group)
-main.add_command(validate_command)
-main.add_command(keys_group)
-main.add_command(repo_group)
-main.add_command(bundle_group)
-main.add_command(demo_command)
-main.add_command(fleet_group)
