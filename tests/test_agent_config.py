@@ -62,6 +62,7 @@ def test_environment_overrides_the_file(tmp_path):
         (MINIMAL + "colour = 1\n", "unknown setting 'broker.colour'"),
         (MINIMAL + "keepalive = 'soon'\n", "broker.keepalive must be int"),
         ("device_id = ", "not valid TOML"),
+        (MINIMAL + '[labels]\n"two words" = "x"\n', r"\[labels\] must map names"),
     ],
 )
 def test_bad_configuration_is_refused_with_the_setting_named(tmp_path, text, message):

@@ -98,12 +98,13 @@ EXAMPLES: list[tuple[str, Any]] = [
             status=Status.ONLINE,
             active=BUNDLE,
             slots={"a": Slot(SlotStatus.ACTIVE, BUNDLE), "b": Slot(SlotStatus.EMPTY)},
+            labels={"site": "berlin", "hw/class": "pi4"},
         ),
     ),
     (STATE, State(status=Status.OFFLINE, reason="connection lost")),
     (EVENTS, Event(name="install.health_failed", level=Level.ERROR, detail={"p99_ms": 12.5})),
     (TELEMETRY, Telemetry(window_start=100.0, window_end=160.0, metrics={"rows": 42})),
-    (EVENTS, TransferRequest(transfer=new_id(), bundle=BUNDLE, chunk_size=65536, chunks=(0, 15))),
+    (EVENTS, TransferRequest(transfer=new_id(), bundle=BUNDLE, chunk_size=65536, chunks=(0, 15))),    (TELEMETRY, Telemetry(window_start=0.0, window_end=60.0, profiles={"inputs": "RVdQRg=="})),
 ]
 
 
@@ -177,6 +178,22 @@ def test_state_slot_status_is_an_enum() -> None:
     document["slots"]["a"]["status"] = "exploded"
     with pytest.raises(MessageError, match=r"field 'slots\.a\.status' is 'exploded'"):
         decode(STATE, payload_of(document))
+
+
+@pytest.mark.parametrize(
+    ("topic", "field", "value", "error"),
+    [
+        (STATE, "labels", {"bad name": "x"}, r"field 'labels\.bad name' is not a valid name"),
+        (STATE, "labels", {"site": 3}, r"field 'labels\.site' must be a string"),
+        (TELEMETRY, "profiles", {"inputs": ["x"]}, r"field 'profiles\.inputs' must be a string"),
+        (TELEMETRY, "profiles", "x", r"field 'profiles' must be an object"),
+    ],
+)
+def test_labels_and_profiles_are_maps_of_strings(topic, field, value, error) -> None:
+    example = EXAMPLES[0][1] if topic == STATE else EXAMPLES[3][1]
+    document = {**document_of(example), field: value}
+    with pytest.raises(MessageError, match=error):
+        decode(topic, payload_of(document))
 
 
 def test_telemetry_window_must_not_end_before_it_starts() -> None:

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 
 from ..exceptions import ConfigError
 from ..transport.client import BrokerSettings, Tls
+from ..transport.messages import LABEL_NAME
 from ..transport.topics import check_device_id
 from .health import HealthPolicy
 
@@ -86,8 +87,14 @@ class AgentConfig:
         cls, document: dict[str, Any], source: str, environ: Mapping[str, str]
     ) -> AgentConfig:
         labels = document.pop("labels", {})
-        if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
-            raise ConfigError(f"{source}: [labels] must map names to strings")
+        if not isinstance(labels, dict) or not all(
+            LABEL_NAME.fullmatch(k) and isinstance(v, str) and len(v) <= 256
+            for k, v in labels.items()
+        ):
+            raise ConfigError(
+                f"{source}: [labels] must map names ({LABEL_NAME.pattern}) to strings of at "
+                "most 256 characters"
+            )
         values = _settings(document, source, environ)
         device = values["device_id"]
         try:

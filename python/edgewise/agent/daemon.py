@@ -21,7 +21,6 @@ import queue
 import shutil
 import signal
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -162,7 +161,7 @@ class Agent:
         with self._state_lock:
             table = self._table
         failed = [r.reason for r in table.slots.values() if r.reason]
-        state = LabelledState(
+        state = State(
             labels=self.config.labels,
             status=Status.ONLINE,
             active=table.active_bundle,
@@ -338,17 +337,6 @@ class Agent:
         verified = self.config.state_dir / TRUST_DIR / "root.json"
         data = verified.read_bytes() if verified.exists() else self._pinned_root
         return Metadata[Root].from_bytes(data).signed
-
-
-@dataclass(frozen=True, kw_only=True)
-class LabelledState(State):
-    """The retained state with the device's configured labels as an extra ``labels`` field
-    (what operators select devices by); readers that do not know the field ignore it."""
-
-    labels: dict[str, str] = field(default_factory=dict)
-
-    def body(self) -> dict[str, Any]:
-        return {**super().body(), "labels": self.labels}
 
 
 _LOG_LEVELS = {Level.INFO: logging.INFO, Level.WARNING: logging.WARNING, Level.ERROR: logging.ERROR}

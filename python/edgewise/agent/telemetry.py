@@ -17,8 +17,6 @@ import resource
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 from .._core import Batch, Profile
 from ..exceptions import MessageError
@@ -30,17 +28,6 @@ log = logging.getLogger(__name__)
 LATENCY_BOUNDS_MS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000)
 PROFILE_K = 200  # quantile sketch accuracy; 15 columns take about 22 KB
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
-
-
-@dataclass(frozen=True, kw_only=True)
-class ProfiledTelemetry(Telemetry):
-    """A telemetry message with the window's profiles (base64 of `Profile.to_bytes`) as an extra
-    ``profiles`` field; readers that do not know it ignore it."""
-
-    profiles: dict[str, str] = field(default_factory=dict)
-
-    def body(self) -> dict[str, Any]:
-        return {**super().body(), "profiles": self.profiles}
 
 
 class Window:
@@ -182,7 +169,7 @@ class TelemetryWindows:
         """End the current window (send it) and open the next one for `bundle`."""
         ended, now = self._current, time.time()
         self._current = Window(bundle, now)
-        message = ProfiledTelemetry(
+        message = Telemetry(
             window_start=ended.start,
             window_end=now,
             bundle=ended.bundle,
@@ -193,7 +180,7 @@ class TelemetryWindows:
             encode(message)
         except MessageError:
             log.warning("window profiles over the message cap; sent without them")
-            message = ProfiledTelemetry(
+            message = Telemetry(
                 window_start=message.window_start,
                 window_end=message.window_end,
                 bundle=message.bundle,

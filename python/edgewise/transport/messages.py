@@ -36,6 +36,8 @@ MAX_WINDOW = 64
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _EVENT_NAME = re.compile(r"[a-z][a-z0-9_.]{0,63}")
+#: A label name in a device's state (the value is any string of up to 256 characters).
+LABEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,62}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _TRANSFER_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -114,6 +116,8 @@ class State(Message):
     active: BundleRef | None = None
     slots: dict[str, Slot] = field(default_factory=dict)
     reason: str | None = None
+    #: The device's configured labels, what operators select devices by.
+    labels: dict[str, str] = field(default_factory=dict)
 
     def body(self) -> dict[str, Any]:
         return {
@@ -121,6 +125,7 @@ class State(Message):
             "active": _optional_json(self.active),
             "slots": {name: slot.to_json() for name, slot in self.slots.items()},
             "reason": self.reason,
+            "labels": self.labels,
         }
 
 
@@ -138,7 +143,7 @@ class Event(Message):
 
 @dataclass(frozen=True, kw_only=True)
 class Telemetry(Message):
-    """One window of a device's numbers; profiles will travel as binary frames."""
+    """One window of a device's numbers, and the profiles of what it scored in it."""
 
     TYPE = "telemetry"
     KIND = Kind.TELEMETRY
@@ -146,6 +151,9 @@ class Telemetry(Message):
     window_end: float
     bundle: BundleRef | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    #: Profiles by role ("inputs", "outputs"): base64 of `Profile.to_bytes`, whose own format
+    #: checks guard the reader; the message size cap bounds them.
+    profiles: dict[str, str] = field(default_factory=dict)
 
     def body(self) -> dict[str, Any]:
         return {
@@ -153,6 +161,7 @@ class Telemetry(Message):
             "window_end": self.window_end,
             "bundle": _optional_json(self.bundle),
             "metrics": self.metrics,
+            "profiles": self.profiles,
         }
 
 
@@ -308,6 +317,16 @@ class _Fields:
         for key in self.document:
             yield key, self.obj(key)
 
+    def text_map(self, key: str, pattern: re.Pattern[str], max_length: int = 256) -> dict[str, str]:
+        """An optional object of strings whose keys match `pattern` (empty when absent)."""
+        if not self.present(key):
+            return {}
+        values = self.obj(key)
+        for name in values.document:
+            if not pattern.fullmatch(name):
+                raise values._fail(name, "is not a valid name")
+        return {name: values.text(name, max_length=max_length) for name in values.document}
+
     def integer_list(self, key: str, max_items: int) -> list[int]:
         values: list[Any] = self._get(key, (list,), "a list")
         if not 1 <= len(values) <= max_items:
@@ -344,6 +363,7 @@ def _state(fields: _Fields, envelope: dict[str, Any]) -> State:
         active=fields.optional_bundle("active"),
         slots=slots,
         reason=fields.text("reason", max_length=1024) if fields.present("reason") else None,
+        labels=fields.text_map("labels", LABEL_NAME),
     )
 
 
@@ -367,6 +387,7 @@ def _telemetry(fields: _Fields, envelope: dict[str, Any]) -> Telemetry:
         window_end=end,
         bundle=fields.optional_bundle("bundle"),
         metrics={} if metrics is None else {key: metrics.number(key) for key in metrics.document},
+        profiles=fields.text_map("profiles", _NAME, max_length=MAX_MESSAGE_BYTES),
     )
 
 
