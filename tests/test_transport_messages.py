@@ -104,7 +104,8 @@ EXAMPLES: list[tuple[str, Any]] = [
     (STATE, State(status=Status.OFFLINE, reason="connection lost")),
     (EVENTS, Event(name="install.health_failed", level=Level.ERROR, detail={"p99_ms": 12.5})),
     (TELEMETRY, Telemetry(window_start=100.0, window_end=160.0, metrics={"rows": 42})),
-    (EVENTS, TransferRequest(transfer=new_id(), bundle=BUNDLE, chunk_size=65536, chunks=(0, 15))),    (TELEMETRY, Telemetry(window_start=0.0, window_end=60.0, profiles={"inputs": "RVdQRg=="})),
+    (EVENTS, TransferRequest(transfer=new_id(), bundle=BUNDLE, chunk_size=65536, chunks=(0, 15))),
+    (TELEMETRY, Telemetry(window_start=0.0, window_end=60.0, profiles={"inputs": "RVdQRg=="})),
 ]
 
 
