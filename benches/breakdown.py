@@ -31,7 +31,7 @@ from edgewise import Model
 from edgewise._core import ParquetFile, ParquetWriter
 from edgewise.datasets import FEATURES
 from edgewise.exceptions import UnsupportedModelError
-from edgewise.score import plan_parts
+from edgewise.scoring import plan_parts
 
 STAGES = ("read", "row checks", "model", "write")
 KEEP = "applicant_id"

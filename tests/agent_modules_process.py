@@ -19,7 +19,7 @@ from pathlib import Path
 DEADLINE = 60.0
 
 
-def report(state_dir: Path, row: dict[str, object]) -> None:
+def report(state_dir: Path, row: dict[str, object], before_run: list[str]) -> None:
     deadline = time.monotonic() + DEADLINE
     body = json.dumps({"rows": [row]}).encode()
     served = False
@@ -31,14 +31,31 @@ def report(state_dir: Path, row: dict[str, object]) -> None:
                 served = response.status == 200
         except (OSError, ValueError, urllib.error.URLError):
             time.sleep(0.1)  # the agent is still starting: poll, bounded by the deadline
-    print(json.dumps({"served": served, "modules": sorted(sys.modules)}), flush=True)
+    from edgewise.agent import DEVICE_ENVIRONMENT
+
+    environment = {name: os.environ.get(name) for name in DEVICE_ENVIRONMENT}
+    print(
+        json.dumps(
+            {
+                "served": served,
+                "modules": sorted(sys.modules),
+                "loaded_before_run": before_run,
+                "environment": environment,
+            }
+        ),
+        flush=True,
+    )
     os.kill(os.getpid(), signal.SIGTERM)
 
 
 def main(config: str, state_dir: str, row: str) -> None:
-    threading.Thread(target=report, args=(Path(state_dir), json.loads(row)), daemon=True).start()
     from edgewise.cli import main as cli
 
+    # What the command line loaded before `agent run` could set up the environment.
+    before_run = sorted(m for m in ("numpy", "edgewise._core") if m in sys.modules)
+    threading.Thread(
+        target=report, args=(Path(state_dir), json.loads(row), before_run), daemon=True
+    ).start()
     cli(["agent", "run", "--config", config], standalone_mode=False)
 
 

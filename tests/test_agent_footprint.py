@@ -12,6 +12,8 @@ from agent_fleet import AGENT_TIMEOUT, active_is, start_fleet
 from agent_support import ref_of
 from test_agent_serving import rows
 
+from edgewise.agent import DEVICE_ENVIRONMENT
+
 HEAVY = ("pandas", "polars", "pyarrow", "sklearn", "skl2onnx", "onnx", "onnxruntime", "scipy")
 TESTS = Path(__file__).parent
 
@@ -48,3 +50,7 @@ def test_running_agent_with_a_loaded_model_imports_nothing_heavy(broker, world, 
     assert "edgewise.agent.daemon" in modules and "edgewise._core" in modules
     loaded = sorted(m for m in modules if m.split(".")[0] in HEAVY)
     assert loaded == []
+    # The device environment is in place before the Rust core and numpy load, which read it.
+    assert report["loaded_before_run"] == []
+    assert not set(DEVICE_ENVIRONMENT) & set(agent.env)
+    assert report["environment"] == DEVICE_ENVIRONMENT

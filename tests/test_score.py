@@ -21,7 +21,7 @@ import edgewise
 from edgewise import DataError, DataFileError, SchemaError, ScoreRunError
 from edgewise.cli import main
 from edgewise.datasets import FEATURES, credit_frame, write_credit_parquet
-from edgewise.score import plan_parts, resolve_inputs
+from edgewise.scoring import plan_parts, resolve_inputs
 
 
 def read_scores(out: Path) -> pd.DataFrame:

@@ -1,9 +1,14 @@
-"""edgewise: score tabular scikit-learn models fast on Parquet and on fleets of edge devices."""
+"""edgewise: score tabular scikit-learn models fast on Parquet and on fleets of edge devices.
+
+The names below load on first use (PEP 562): `import edgewise` costs nothing, so a command such
+as `edgewise agent run` can set up the environment before the Rust core and numpy load.
+"""
 
 from __future__ import annotations
 
-from ._core import Batch, __version__
-from .bundle import Bundle
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .exceptions import (
     BundleError,
     DataError,
@@ -16,18 +21,54 @@ from .exceptions import (
     TrustError,
     UnsupportedModelError,
 )
-from .model import Model
-from .profiles import (
-    DriftReport,
-    Profile,
-    Schema,
-    ValidationReport,
-    drift,
-    infer_schema,
-    profile,
-    validate,
-)
-from .score import ScoreSummary, score
+
+if TYPE_CHECKING:
+    from ._core import Batch, __version__
+    from .bundle import Bundle
+    from .model import Model
+    from .profiles import (
+        DriftReport,
+        Profile,
+        Schema,
+        ValidationReport,
+        drift,
+        infer_schema,
+        profile,
+        validate,
+    )
+    from .scoring import ScoreSummary, score
+
+#: Where each lazily loaded name lives.
+_LAZY = {
+    "Batch": "._core",
+    "__version__": "._core",
+    "Bundle": ".bundle",
+    "Model": ".model",
+    "DriftReport": ".profiles",
+    "Profile": ".profiles",
+    "Schema": ".profiles",
+    "ValidationReport": ".profiles",
+    "drift": ".profiles",
+    "infer_schema": ".profiles",
+    "profile": ".profiles",
+    "validate": ".profiles",
+    "ScoreSummary": ".scoring",
+    "score": ".scoring",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'edgewise' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "Batch",

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from .compile import compile_pipeline, describe_source
 from .datasets import FEATURES, TARGET, credit_frame, credit_pipeline, write_credit_parquet
 from .model import Model
-from .score import QUARANTINE_DIR, ScoreSummary, score
+from .scoring import QUARANTINE_DIR, ScoreSummary, score
 from .trust import DirectoryRepository, KeyRing, TrustClient, VerifiedBundle, init_keys
 
 Say = Callable[[str], None]

@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 
-from .. import __version__
 from ..exceptions import EdgewiseError
 
 #: Each command and the module that defines it, imported only when the command is used: the
@@ -53,7 +52,7 @@ class EdgewiseGroup(click.Group):
 
 
 @click.group(cls=EdgewiseGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="edgewise")
+@click.version_option(package_name="edgewise", prog_name="edgewise")
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 def main(debug: bool) -> None:
     """edgewise: compile scikit-learn pipelines into verified bundles and score them fast.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -32,6 +33,12 @@ def run_command(config_path: Path) -> None:
     Example:
       edgewise agent run --config /etc/edgewise/agent.toml
     """
+    from ..agent import DEVICE_ENVIRONMENT
+
+    # Before the Rust core and numpy load, which read them once: a variable already set wins.
+    for name, value in DEVICE_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+
     from ..agent import logs
     from ..agent.config import AgentConfig
     from ..agent.daemon import Agent

@@ -95,7 +95,7 @@ def score_command(
         --profile --trust repo/ --root root.json
     """
     from ..model import Model
-    from ..score import score
+    from ..scoring import score
 
     if trust.given and insecure_unsigned:
         raise click.UsageError("--insecure-unsigned and --trust exclude each other")
