@@ -16,6 +16,7 @@ from edgewise.agent.commands import new_command, sign_command
 from edgewise.agent.crashpoints import CRASH_ENV
 from edgewise.agent.slots import SlotStore
 from edgewise.transport import SlotStatus, Status
+from edgewise.trust.keys import generate_key
 
 
 @pytest.fixture
@@ -57,6 +58,28 @@ def test_signed_install_then_upgrade_then_rollback(fleet, agent, versions):
     fleet.wait_event("dev-a", "rollback.done")
     assert agent.terminate() == 0
     fleet.wait_state("dev-a", lambda s: s.status is Status.OFFLINE)
+
+
+def test_a_device_several_root_rotations_behind_walks_the_chain_over_mqtt(
+    fleet, agent, versions, world
+):
+    """Each rotation also replaces the timestamp key, so only a device that verified every root
+    in turn trusts the current timestamp; the broker keeps every root version retained."""
+    first = ref_of(versions[0])
+    for rotation in (1, 2):
+        keys = world.tmp / f"rotation-{rotation}"
+        timestamp = generate_key(keys, "timestamp")
+        root_keys = [world.public[f"root-{i}"] for i in (1, 2, 3)]
+        world.repository(keys, world.keys).rotate_root(
+            root_keys, role_keys={"timestamp": timestamp}
+        )
+    assert world.current("root") == 3
+    fleet.control.publish_metadata()
+    agent.start()
+    fleet.wait_state("dev-a", active_is(None))
+    fleet.send("dev-a", "install", first)
+    fleet.wait_state("dev-a", active_is(first))
+    assert agent.terminate() == 0
 
 
 def test_bad_bundle_fails_its_health_check_and_the_old_one_keeps_serving(

@@ -37,7 +37,12 @@ from edgewise.transport import (
 )
 from edgewise.transport.frames import HEADER_SIZE, MAX_FRAME_BYTES
 from edgewise.transport.messages import MAX_MESSAGE_BYTES, MAX_WINDOW, new_id
-from edgewise.transport.topics import DEVICE_ID_MAX_LENGTH
+from edgewise.transport.topics import (
+    DEVICE_ID_MAX_LENGTH,
+    parse_tuf_topic,
+    tuf_root_topic,
+    tuf_topic,
+)
 
 BUNDLE = BundleRef("credit", 3, "ab" * 32, 1_000_003)
 STATE = device_topic("dev-a", Kind.STATE)
@@ -66,6 +71,14 @@ def test_topics_round_trip() -> None:
 def test_device_ids_that_would_break_topics_or_the_acl_are_refused(bad: str) -> None:
     with pytest.raises(MessageError, match="device id"):
         check_device_id(bad)
+
+
+def test_tuf_topics_name_a_role_or_a_root_version() -> None:
+    assert parse_tuf_topic(tuf_topic("timestamp")) == ("timestamp", None)
+    assert parse_tuf_topic(tuf_root_topic(12)) == ("root", 12)
+    for bad in ("edgewise/v1/tuf/targets/3", "edgewise/v1/tuf/root/0", "edgewise/v1/tuf/root/x"):
+        with pytest.raises(MessageError, match="not a TUF topic"):
+            parse_tuf_topic(bad)
 
 
 def test_device_id_length_is_capped() -> None:

@@ -3,9 +3,9 @@ retained documents of each role.
 
 With consistent snapshots the Updater asks for ``N.root.json`` (each root after the one it
 trusts), ``timestamp.json``, ``N.snapshot.json`` and ``N.targets.json``. A versioned name is
-served only when the retained document is that version; anything else is "not found" (HTTP 404
-to python-tuf), which is how a repository says there is no newer root. Only the newest root is
-retained, so a device that missed two root rotations in a row cannot catch up over MQTT alone.
+served only when the retained document is that version (every root version is retained on its
+own topic); anything else is "not found" (HTTP 404 to python-tuf), which is how a repository
+says there is no newer root.
 """
 
 from __future__ import annotations
@@ -33,8 +33,11 @@ class InboxFetcher(FetcherInterface):
         match = _FILE.fullmatch(url.removeprefix(BASE_URL)) if url.startswith(BASE_URL) else None
         if match is None:
             raise DownloadHTTPError(f"{url}: not TUF metadata the control plane publishes", 404)
-        document = self.inbox.get(match["role"], self.wait)
-        wanted = match["version"]
+        role, wanted = match["role"], match["version"]
+        if role == "root" and wanted is not None:
+            document = self.inbox.root(int(wanted), self.wait)
+        else:
+            document = self.inbox.get(role, self.wait)
         if document is None or (wanted is not None and document.version != int(wanted)):
             raise DownloadHTTPError(f"{url}: not retained on the broker", 404)
         return iter([document.data])

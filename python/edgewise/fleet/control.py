@@ -4,7 +4,8 @@ operator-signed commands.
 It connects as the control user and
 
 - publishes the current root, timestamp, snapshot and targets metadata of a repository
-  directory, retained, on ``edgewise/v1/tuf/{role}`` (devices verify them with python-tuf);
+  directory, retained, on ``edgewise/v1/tuf/{role}``, and every root version on
+  ``edgewise/v1/tuf/root/{version}`` (devices verify them with python-tuf);
 - answers devices' chunk requests from the repository's ``targets/`` directory (the transport's
   stateless `ChunkServer`);
 - signs commands with an operator key and publishes them on a device's ``cmd`` topic.
@@ -22,7 +23,7 @@ from ..agent.commands import Command, sign_command
 from ..transport.client import Connection
 from ..transport.messages import BundleRef
 from ..transport.sender import ChunkServer
-from ..transport.topics import TUF_ROLES, Kind, device_topic, tuf_topic
+from ..transport.topics import TUF_ROLES, Kind, device_topic, tuf_root_topic, tuf_topic
 
 if TYPE_CHECKING:
     from securesystemslib.signer import Signer
@@ -47,10 +48,16 @@ class ControlSide:
         return path if path.is_file() else None
 
     def publish_metadata(self) -> None:
-        """Publish each role's current metadata, retained, and wait for the broker to have it."""
-        for role in TUF_ROLES:
-            data = (self.repository / "metadata" / f"{role}.json").read_bytes()
-            info = self.connection.publish(tuf_topic(role), data, retain=True)
+        """Publish each role's current metadata and every root version, retained, and wait for
+        the broker to have them."""
+        metadata = self.repository / "metadata"
+        documents = [(tuf_topic(role), metadata / f"{role}.json") for role in TUF_ROLES]
+        for path in metadata.glob("*.root.json"):
+            version = path.name.removesuffix(".root.json")
+            if version.isdigit():
+                documents.append((tuf_root_topic(int(version)), path))
+        for topic, path in documents:
+            info = self.connection.publish(topic, path.read_bytes(), retain=True)
             info.wait_for_publish(PUBLISH_TIMEOUT)
 
     def send(self, command: Command) -> bytes:

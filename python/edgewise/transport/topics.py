@@ -8,6 +8,7 @@
     edgewise/v1/devices/{id}/cmd         control -> device (signed commands)
     edgewise/v1/devices/{id}/xfer        control -> device (bundle chunks it asked for)
     edgewise/v1/tuf/{role}               control -> everyone, retained TUF metadata
+    edgewise/v1/tuf/root/{version}       control -> everyone, retained: every root version
 
 A device's MQTT username is its id and the broker's ACL substitutes it into the topic (`%u`),
 so an id must never contain what MQTT or the ACL would read as structure: `/`, `+`, `#`.
@@ -30,6 +31,7 @@ TUF = f"{ROOT}/tuf"
 DEVICE_ID_MAX_LENGTH = 64
 _DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
 TUF_ROLES = ("root", "targets", "snapshot", "timestamp")
+_ROOT_VERSION = re.compile(r"[1-9][0-9]{0,18}")
 
 
 class Kind(StrEnum):
@@ -96,10 +98,21 @@ def parse_device_topic(topic: str) -> DeviceTopic:
         raise MessageError(f"{topic}: not a device topic ({exc})") from exc
 
 
-def parse_tuf_topic(topic: str) -> str:
-    """The TUF role of a TUF topic; a `MessageError` for any other topic."""
+def tuf_root_topic(version: int) -> str:
+    """Where root metadata of `version` stays retained beside the current one, so that a client
+    several root rotations behind can walk the chain of roots one by one, as TUF requires."""
+    return f"{TUF}/root/{version}"
+
+
+def parse_tuf_topic(topic: str) -> tuple[str, int | None]:
+    """The TUF role of a TUF topic, and the root version of a versioned root topic; a
+    `MessageError` for any other topic."""
     prefix = f"{TUF}/"
-    role = topic[len(prefix) :] if topic.startswith(prefix) else ""
-    if role not in TUF_ROLES:
-        raise MessageError(f"{topic}: not a TUF topic (expected {TUF}/{{role}})")
-    return role
+    role, _, version = (topic[len(prefix) :] if topic.startswith(prefix) else "").partition("/")
+    if role in TUF_ROLES and not version:
+        return role, None
+    if role == "root" and _ROOT_VERSION.fullmatch(version):
+        return role, int(version)
+    raise MessageError(
+        f"{topic}: not a TUF topic (expected {TUF}/{{role}} or {TUF}/root/{{version}})"
+    )
