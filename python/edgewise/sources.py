@@ -40,3 +40,12 @@ def named_files(source: Any) -> list[Path] | None:
     if isinstance(source, Sequence) and all(isinstance(s, str | os.PathLike) for s in source):
         return resolve_inputs(source)
     return None
+
+
+def describe_source(source: Any) -> str:
+    """A source in words for a report: its paths, or the kind of table it is."""
+    if isinstance(source, str | os.PathLike):
+        return os.fspath(source)
+    if isinstance(source, Sequence) and all(isinstance(s, str | os.PathLike) for s in source):
+        return ", ".join(os.fspath(s) for s in source)
+    return type(source).__name__

@@ -4,12 +4,12 @@ profiles (`edgewise._core.drift_profiles`), and the report as JSON or HTML."""
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .._core import Profile, drift_profiles
+from ..sources import describe_source
 from .html import render_html
 from .profile import Source, profile
 
@@ -126,7 +126,7 @@ def drift(
             built = profile(
                 data, columns=columns, sensitive=sorted(set(sensitive)), threads=threads
             )
-            sides.append((built, {"rows": built.rows, "source": _describe(data)}))
+            sides.append((built, {"rows": built.rows, "source": describe_source(data)}))
     (ref, ref_info), (cur, cur_info) = sides
     compared = drift_profiles(ref, cur, numeric_threshold, categorical_threshold, significance)
     ref_summary = {column["name"]: column for column in ref.summary()}
@@ -164,11 +164,3 @@ def _finite_tree(metrics: dict[str, Any]) -> dict[str, Any]:
         else value
         for key, value in metrics.items()
     }
-
-
-def _describe(data: Any) -> str:
-    if isinstance(data, str | os.PathLike):
-        return os.fspath(data)
-    if isinstance(data, Sequence) and all(isinstance(d, str | os.PathLike) for d in data):
-        return ", ".join(os.fspath(d) for d in data)
-    return type(data).__name__

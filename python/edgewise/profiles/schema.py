@@ -32,6 +32,7 @@ import numpy as np
 from .._core import Profile, Validator
 from .._core import infer_schema as _infer_columns
 from ..exceptions import DataFileError, SchemaError
+from ..sources import describe_source
 from .profile import Source, _batches, profile
 
 SCHEMA_FORMAT = "edgewise-schema"
@@ -255,7 +256,7 @@ def validate(
         )
         for found in validator.anomalies()
     ]
-    return ValidationReport(anomalies, validator.rows, _describe(data), schema)
+    return ValidationReport(anomalies, validator.rows, describe_source(data), schema)
 
 
 # -- between the dataclasses and the core's plain values ---------------------------------------
@@ -310,14 +311,6 @@ def _message(found: Mapping[str, Any], schema: Schema) -> str:
         size = len(column.domain or ())
         return f"{values} outside the domain ({size:,} {'category' if size == 1 else 'categories'})"
     return f"{count:,} rows"
-
-
-def _describe(data: Any) -> str:
-    if isinstance(data, str | os.PathLike):
-        return os.fspath(data)
-    if isinstance(data, Sequence) and all(isinstance(d, str | os.PathLike) for d in data):
-        return ", ".join(os.fspath(d) for d in data)
-    return type(data).__name__
 
 
 # -- range bounds: numbers, or ISO 8601 text for dates and timestamps ----------------------------
