@@ -1,0 +1,32 @@
+"""The control plane's state: devices, their events and telemetry, alerts, rollouts, audit log,
+API tokens.
+
+One schema (schema.sql) serves SQLite, the embedded default, and PostgreSQL, for fleets that
+outgrow one file. `Store` is the one object the rest of the control plane holds; its queries are
+grouped by table in the modules of this package.
+"""
+
+from __future__ import annotations
+
+from .alerts import Alert, AlertQueries
+from .audit_log import AuditQueries, AuditRow, AuditWrite
+from .database import SCHEMA_VERSION
+from .devices import Device, DeviceEvent, DeviceQueries
+from .telemetry import TelemetryQueries, TelemetryWindow
+from .tokens import TokenQueries, TokenRow
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Alert",
+    "AuditRow",
+    "AuditWrite",
+    "Device",
+    "DeviceEvent",
+    "Store",
+    "TelemetryWindow",
+    "TokenRow",
+]
+
+
+class Store(DeviceQueries, TelemetryQueries, AlertQueries, AuditQueries, TokenQueries):
+    """The repository of control-plane state. Thread-safe; open one per process."""

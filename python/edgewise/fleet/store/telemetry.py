@@ -1,0 +1,82 @@
+"""Devices' telemetry windows."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .database import Database
+from .devices import register_device
+
+
+@dataclass(frozen=True)
+class TelemetryWindow:
+    device_id: str
+    bundle_name: str
+    bundle_version: int
+    window_start: float
+    window_end: float
+    count: int
+    errors: int
+    latency: dict[str, float] = field(default_factory=dict)
+    input_profile: bytes | None = None
+    output_profile: bytes | None = None
+    message_id: str | None = None
+
+
+class TelemetryQueries(Database):
+    """Queries on the telemetry_windows table."""
+
+    def record_telemetry(self, window: TelemetryWindow) -> bool:
+        """Store a telemetry window; False if its message id was seen before."""
+        with self.transaction() as cursor:
+            register_device(cursor, window.device_id)
+            inserted = cursor.execute(
+                "INSERT INTO telemetry_windows (device_id, message_id, bundle_name, "
+                "bundle_version, window_start, window_end, count, errors, latency, input_profile, "
+                "output_profile) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
+                (
+                    window.device_id,
+                    window.message_id,
+                    window.bundle_name,
+                    window.bundle_version,
+                    window.window_start,
+                    window.window_end,
+                    window.count,
+                    window.errors,
+                    json.dumps(window.latency),
+                    window.input_profile,
+                    window.output_profile,
+                ),
+            ).rowcount
+        return inserted == 1
+
+    def telemetry(
+        self, bundle_name: str, bundle_version: int, since: float = 0.0
+    ) -> list[TelemetryWindow]:
+        """A bundle version's windows that started at or after `since`, oldest first."""
+        with self.transaction() as cursor:
+            rows = cursor.execute(
+                "SELECT device_id, message_id, bundle_name, bundle_version, window_start, "
+                "window_end, count, errors, latency, input_profile, output_profile "
+                "FROM telemetry_windows WHERE bundle_name = ? AND bundle_version = ? "
+                "AND window_start >= ? ORDER BY window_start, id",
+                (bundle_name, bundle_version, since),
+            ).all()
+        return [_telemetry(row) for row in rows]
+
+
+def _telemetry(row: dict[str, Any]) -> TelemetryWindow:
+    def as_bytes(value: Any) -> bytes | None:
+        return None if value is None else bytes(value)  # PostgreSQL hands back memoryview
+
+    return TelemetryWindow(
+        **{
+            **row,
+            "latency": json.loads(row["latency"]),
+            "input_profile": as_bytes(row["input_profile"]),
+            "output_profile": as_bytes(row["output_profile"]),
+        }
+    )
