@@ -1,29 +1,24 @@
-"""The agent's configuration: a TOML file, with ``EDGEWISE_AGENT_*`` environment overrides.
-
-Every setting has a dotted name (``broker.url``); the variable that overrides it is that name
-upper-cased with dots as underscores after the prefix (``EDGEWISE_AGENT_BROKER_URL``), so a
-secret (``EDGEWISE_AGENT_BROKER_PASSWORD``) need not be written in the file. docs/agent.md lists
-every setting.
+"""The agent's configuration: a TOML file, with ``EDGEWISE_AGENT_*`` environment overrides
+(edgewise.settings explains the naming). docs/agent.md lists every setting.
 """
 
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
+from .. import settings
 from ..exceptions import ConfigError
-from ..transport.client import BrokerSettings, Tls
+from ..transport.broker_settings import BROKER_SPEC, broker_settings
+from ..transport.client import BrokerSettings
 from ..transport.messages import LABEL_NAME
 from ..transport.topics import check_device_id
 from .health import HealthPolicy
 
 ENV_PREFIX = "EDGEWISE_AGENT_"
-DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 
 #: Each setting: dotted name -> (type, default). None as default means required.
 SETTINGS: dict[str, tuple[type, Any]] = {
@@ -33,16 +28,7 @@ SETTINGS: dict[str, tuple[type, Any]] = {
     "bundle_name": (str, ""),
     "hardware": (str, ""),
     "telemetry_window": (float, 60.0),
-    "broker.url": (str, None),
-    "broker.username": (str, ""),
-    "broker.password": (str, ""),
-    "broker.password_file": (str, ""),
-    "broker.ca_file": (str, ""),
-    "broker.cert_file": (str, ""),
-    "broker.key_file": (str, ""),
-    "broker.keepalive": (int, 30),
-    "broker.backoff_initial": (float, 1.0),
-    "broker.backoff_max": (float, 60.0),
+    **BROKER_SPEC,
     "transfer.chunk_size": (int, 64 * 1024),
     "transfer.window": (int, 8),
     "transfer.request_timeout": (float, 15.0),
@@ -74,12 +60,7 @@ class AgentConfig:
 
     @classmethod
     def load(cls, path: Path, environ: Mapping[str, str] | None = None) -> AgentConfig:
-        try:
-            document = tomllib.loads(path.read_text())
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        document = settings.read_toml(path)
         return cls.from_document(document, str(path), os.environ if environ is None else environ)
 
     @classmethod
@@ -95,7 +76,7 @@ class AgentConfig:
                 f"{source}: [labels] must map names ({LABEL_NAME.pattern}) to strings of at "
                 "most 256 characters"
             )
-        values = _settings(document, source, environ)
+        values = settings.resolve(SETTINGS, document, source, environ, ENV_PREFIX)
         device = values["device_id"]
         try:
             check_device_id(device)
@@ -107,7 +88,7 @@ class AgentConfig:
             device_id=device,
             state_dir=Path(values["state_dir"]),
             trust_root=Path(values["trust_root"]),
-            broker=_broker(values, device, source),
+            broker=broker_settings(values, device, source),
             bundle_name=values["bundle_name"] or None,
             hardware=values["hardware"] or None,
             labels=dict(labels),
@@ -123,65 +104,4 @@ class AgentConfig:
 
 
 def env_name(setting: str) -> str:
-    return ENV_PREFIX + setting.replace(".", "_").upper()
-
-
-def _settings(document: dict[str, Any], source: str, environ: Mapping[str, str]) -> dict[str, Any]:
-    flat = _flatten(document)
-    unknown = sorted(set(flat) - set(SETTINGS))
-    if unknown:
-        raise ConfigError(f"{source}: unknown setting {unknown[0]!r}")
-    values = {}
-    for name, (kind, default) in SETTINGS.items():
-        raw = environ.get(env_name(name), flat.get(name, default))
-        if raw is None:
-            raise ConfigError(f"{source}: {name} is required (or set {env_name(name)})")
-        try:
-            if isinstance(raw, bool) or (kind is str and not isinstance(raw, str)):
-                raise ValueError(raw)
-            values[name] = kind(raw)
-        except ValueError:
-            raise ConfigError(f"{source}: {name} must be {kind.__name__}, not {raw!r}") from None
-    return values
-
-
-def _flatten(document: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat = {}
-    for key, value in document.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def _broker(values: dict[str, Any], device: str, source: str) -> BrokerSettings:
-    url = urlparse(values["broker.url"])
-    if url.scheme not in DEFAULT_PORTS or not url.hostname:
-        raise ConfigError(
-            f"{source}: broker.url {values['broker.url']!r}: expected mqtt://HOST[:PORT] or "
-            "mqtts://HOST[:PORT]"
-        )
-    password = values["broker.password"] or None
-    if values["broker.password_file"]:
-        try:
-            password = Path(values["broker.password_file"]).read_text().strip()
-        except OSError as exc:
-            raise ConfigError(f"{source}: broker.password_file: {exc.strerror}") from exc
-    tls = None
-    if url.scheme == "mqtts":
-        tls = Tls(
-            values["broker.ca_file"] or None,
-            values["broker.cert_file"] or None,
-            values["broker.key_file"] or None,
-        )
-    return BrokerSettings(
-        host=url.hostname,
-        port=url.port or DEFAULT_PORTS[url.scheme],
-        username=values["broker.username"] or device,
-        password=password,
-        tls=tls,
-        keepalive=values["broker.keepalive"],
-        backoff_initial=values["broker.backoff_initial"],
-        backoff_max=values["broker.backoff_max"],
-    )
+    return settings.env_name(ENV_PREFIX, setting)
