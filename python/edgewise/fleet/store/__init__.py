@@ -12,6 +12,7 @@ from .alerts import Alert, AlertQueries
 from .audit_log import AuditQueries, AuditRow, AuditWrite
 from .database import SCHEMA_VERSION
 from .devices import Device, DeviceEvent, DeviceQueries
+from .rollouts import NewRollout, Rollout, RolloutDevice, RolloutQueries, RolloutWave
 from .telemetry import TelemetryQueries, TelemetryWindow
 from .tokens import TokenQueries, TokenRow
 
@@ -22,11 +23,17 @@ __all__ = [
     "AuditWrite",
     "Device",
     "DeviceEvent",
+    "NewRollout",
+    "Rollout",
+    "RolloutDevice",
+    "RolloutWave",
     "Store",
     "TelemetryWindow",
     "TokenRow",
 ]
 
 
-class Store(DeviceQueries, TelemetryQueries, AlertQueries, AuditQueries, TokenQueries):
+class Store(
+    DeviceQueries, TelemetryQueries, AlertQueries, AuditQueries, TokenQueries, RolloutQueries
+):
     """The repository of control-plane state. Thread-safe; open one per process."""

@@ -1,0 +1,307 @@
+"""The rollout engine: moves every rollout on, wave by wave, and halts the ones that go wrong.
+
+`RolloutEngine.tick` is called about once a second. It keeps nothing that matters in memory:
+each tick reads the rollouts, their devices and what the devices reported from the store,
+decides, and writes back, so it is idempotent and a new engine over the same store carries on
+where the last one stopped. A device is claimed in the store (``pending`` -> ``sent``) before
+its command goes out and only a claimed device is sent one, so a command is never sent twice;
+a crash between the claim and the send leaves a device that the install timeout then fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from ...agent.commands import Command, new_command
+from ...exceptions import EdgewiseError, RolloutError
+from ..audit import AuditLog
+from ..selector import Selector
+from ..store import Device, Rollout, RolloutDevice, Store
+from .gates import (
+    DECIDED,
+    RUNNING_TARGET,
+    DriftProbe,
+    Verdict,
+    failure_verdict,
+    health_verdict,
+)
+from .observe import Sight, bundle_text, observe, reported
+from .policy import Rate, RolloutPolicy
+
+__all__ = ["ENGINE_ACTOR", "DriftProbe", "RolloutEngine"]
+
+log = logging.getLogger(__name__)
+
+#: The actor the audit log names for what the engine decides by itself (halts).
+ENGINE_ACTOR = "rollout-engine"
+#: How often the drift and error gates are checked while a wave is still installing or dwelling
+#: (always when it is ready to advance): the drift probe merges profiles and is not free.
+GATE_INTERVAL = 10.0
+
+Rows = dict[str, RolloutDevice]
+Fleet = Mapping[str, Device]
+
+
+class RolloutEngine:
+    def __init__(
+        self,
+        store: Store,
+        send: Callable[[Command], object],
+        drift: DriftProbe,
+        known_bundle: Callable[[str, int], bool],
+        *,
+        clock: Callable[[], float] = time.time,
+        gate_interval: float = GATE_INTERVAL,
+    ) -> None:
+        self.store = store
+        self.send = send
+        self.drift = drift
+        self.known_bundle = known_bundle
+        self.clock = clock
+        self.gate_interval = gate_interval
+        self._gates_checked: dict[tuple[int, int], float] = {}
+
+    def tick(self, now: float | None = None) -> None:
+        """Move every rollout with work left one step on."""
+        now = self.clock() if now is None else now
+        for rollout in self.store.rollouts_to_tick():
+            try:
+                self._tick(rollout, now)
+            except EdgewiseError:
+                # One rollout's trouble (a store hiccup) must not stop the others; the next
+                # tick tries again from what the store holds.
+                log.exception("rollout %d: tick failed", rollout.id)
+
+    def _tick(self, rollout: Rollout, now: float) -> None:
+        policy = RolloutPolicy.from_json(rollout.policy)
+        fleet = {device.id: device for device in self.store.devices()}
+        if rollout.state in ("running", "paused"):
+            self._include_new_devices(rollout, fleet, now)
+        rows = self._observe(rollout, policy, fleet, now)
+        if rollout.state in ("running", "paused"):
+            rollout = self._check_failures(rollout, policy, rows, now)
+        if rollout.state == "running" and not self.known_bundle(*rollout.bundle):
+            rollout = self._halt(
+                rollout,
+                policy,
+                f"{bundle_text(rollout.bundle)} is no longer a target of the repository",
+                now,
+            )
+        if rollout.rollback is not None:
+            self._roll_back(rollout, rows, fleet, now)
+        if rollout.state == "running":
+            self._dispatch(rollout, policy, rows, fleet, now)
+            self._evaluate_wave(rollout, policy, rows, now)
+
+    def _include_new_devices(self, rollout: Rollout, fleet: Fleet, now: float) -> None:
+        """Devices that appeared or came to match the selector join the wave in progress."""
+        selector = Selector.parse(rollout.selector)
+        known = {row.device_id for row in self.store.rollout_devices(rollout.id)}
+        newcomers = [
+            (device.id, rollout.wave)
+            for device in fleet.values()
+            if device.id not in known and selector.matches(device.labels)
+        ]
+        if newcomers:
+            self.store.add_rollout_devices(rollout.id, newcomers, now)
+
+    def _observe(self, rollout: Rollout, policy: RolloutPolicy, fleet: Fleet, now: float) -> Rows:
+        rows = {row.device_id: row for row in self.store.rollout_devices(rollout.id)}
+        answers: dict[str, list[Any]] = {}
+        for event in self.store.rollout_answers(rollout.id):
+            answers.setdefault(event.device_id, []).append(event)
+        changes = {}
+        for device_id, row in rows.items():
+            sight = Sight(
+                fleet.get(device_id),
+                answers.get(device_id, []),
+                rollout.bundle,
+                policy.install_timeout,
+                now,
+            )
+            change = observe(row, sight)
+            if change is not None:
+                changes[device_id] = change
+        if changes:
+            self.store.update_rollout_devices(rollout.id, changes, now)
+            rows = {row.device_id: row for row in self.store.rollout_devices(rollout.id)}
+        return rows
+
+    def _check_failures(
+        self, rollout: Rollout, policy: RolloutPolicy, rows: Rows, now: float
+    ) -> Rollout:
+        verdict = failure_verdict(policy, list(rows.values()), rollout.wave)
+        return (
+            rollout
+            if verdict.tripped is None
+            else self._halt(rollout, policy, verdict.tripped, now)
+        )
+
+    def _halt(self, rollout: Rollout, policy: RolloutPolicy, reason: str, now: float) -> Rollout:
+        log.warning("rollout %d halted: %s", rollout.id, reason)
+        audit = AuditLog.prepare(
+            ENGINE_ACTOR, "rollout.halt", {"rollout": rollout.id, "reason": reason}
+        )
+        try:
+            return self.store.change_rollout(
+                rollout.id,
+                now,
+                allowed_from=("running", "paused"),
+                audit=audit,
+                state="halted",
+                reason=reason,
+                rollback="wave" if policy.auto_rollback else None,
+            )
+        except RolloutError:  # an operator stopped it meanwhile: theirs is the last word
+            return self._current(rollout)
+
+    def _current(self, rollout: Rollout) -> Rollout:
+        current = self.store.rollout(rollout.id)
+        assert current is not None  # rollouts are never deleted
+        return current
+
+    def _dispatch(
+        self, rollout: Rollout, policy: RolloutPolicy, rows: Rows, fleet: Fleet, now: float
+    ) -> None:
+        """Send install commands to the wave's pending devices that are online, within the
+        rate; note why the others wait."""
+        pending = [
+            row for row in rows.values() if row.wave == rollout.wave and row.state == "pending"
+        ]
+        notes: dict[str, dict[str, Any]] = {}
+        ready = []
+        for row in pending:
+            device = fleet.get(row.device_id)
+            if reported(device) == rollout.bundle:
+                notes[row.device_id] = {
+                    "state": "skipped",
+                    "reason": f"already runs {bundle_text(rollout.bundle)}",
+                    "switched_at": now,
+                }
+            elif device is None or not device.online:
+                notes[row.device_id] = {"state": "pending", "reason": "offline; sent when back"}
+            else:
+                ready.append(row)
+        budget = len(ready) if policy.rate is None else self._budget(rollout, policy.rate, now)
+        for row in ready[budget:]:
+            notes[row.device_id] = {"state": "pending", "reason": "waiting for the --rate limit"}
+        changed = {
+            device_id: change
+            for device_id, change in notes.items()
+            if (change["state"], change["reason"])
+            != (rows[device_id].state, rows[device_id].reason)
+        }
+        if changed:
+            self.store.update_rollout_devices(rollout.id, changed, now)
+        commands = {
+            row.device_id: new_command(row.device_id, "install", bundle=rollout.bundle)
+            for row in ready[:budget]
+        }
+        claims = {
+            device_id: {
+                "state": "sent",
+                "reason": f"install command {command.seq} sent",
+                "sent_at": now,
+                "seq": command.seq,
+                "previous_name": fleet[device_id].bundle_name,
+                "previous_version": fleet[device_id].bundle_version,
+            }
+            for device_id, command in commands.items()
+        }
+        self._send_claimed(rollout, commands, claims, "pending", now)
+
+    def _budget(self, rollout: Rollout, rate: Rate, now: float) -> int:
+        """How many install commands may go out now: the rate counts those of the last
+        period, as stored, so a restart does not reset it."""
+        return max(0, rate.count - self.store.install_commands_since(rollout.id, now - rate.period))
+
+    def _send_claimed(
+        self,
+        rollout: Rollout,
+        commands: Mapping[str, Command],
+        claims: Mapping[str, Mapping[str, Any]],
+        from_state: str,
+        now: float,
+    ) -> None:
+        if not claims:
+            return
+        failed: dict[str, dict[str, Any]] = {}
+        for device_id in self.store.claim_rollout_devices(
+            rollout.id, claims, now, from_state=from_state
+        ):
+            try:
+                self.send(commands[device_id])
+            except Exception as exc:  # whatever the transport raises: retried next tick
+                log.warning("rollout %d: sending to %s failed: %s", rollout.id, device_id, exc)
+                failed[device_id] = {
+                    "state": from_state,
+                    "reason": f"sending the command failed ({exc}); retrying",
+                    "sent_at": None,
+                    "rollback_sent_at": None,
+                }
+        if failed:
+            self.store.update_rollout_devices(rollout.id, failed, now)
+
+    def _roll_back(self, rollout: Rollout, rows: Rows, fleet: Fleet, now: float) -> None:
+        """Send a rollback to each device in the rollback's scope that installed the bundle
+        (online ones; the others when they are back)."""
+        due = [
+            row
+            for row in rows.values()
+            if row.state == "succeeded"
+            and (rollout.rollback == "all" or row.wave == rollout.wave)
+            and (device := fleet.get(row.device_id)) is not None
+            and device.online
+        ]
+        commands = {row.device_id: new_command(row.device_id, "rollback") for row in due}
+        claims = {
+            row.device_id: {
+                "state": "rolling_back",
+                "reason": f"rollback command {commands[row.device_id].seq} sent "
+                f"(back to {bundle_text(row.previous)})",
+                "rollback_sent_at": now,
+            }
+            for row in due
+        }
+        self._send_claimed(rollout, commands, claims, "succeeded", now)
+
+    def _evaluate_wave(
+        self, rollout: Rollout, policy: RolloutPolicy, rows: Rows, now: float
+    ) -> None:
+        """Advance the wave once every device is decided, the new bundle ran for the dwell time
+        and the gates pass; halt if a gate trips."""
+        wave_rows = [row for row in rows.values() if row.wave == rollout.wave]
+        running = [row for row in wave_rows if row.state in RUNNING_TARGET]
+        decided = sum(row.state in DECIDED for row in wave_rows)
+        dwell_until = max((row.switched_at or now for row in running), default=now) + policy.dwell
+        ready = decided == len(wave_rows) and dwell_until <= now
+        verdict = Verdict()
+        key = (rollout.id, rollout.wave)
+        if ready or now - self._gates_checked.get(key, -math.inf) >= self.gate_interval:
+            self._gates_checked[key] = now
+            verdict = health_verdict(
+                policy, self.store, self.drift, rollout.id, rollout.bundle, rollout.wave, running
+            )
+            if verdict.tripped is not None:
+                self._halt(rollout, policy, verdict.tripped, now)
+                return
+        if ready and verdict.waiting is None:
+            self._gates_checked.pop(key, None)
+            self.store.advance_rollout(rollout.id, rollout.wave, now)
+            return
+        if decided < len(wave_rows):
+            reason = f"{decided} of {len(wave_rows)} devices decided"
+        elif dwell_until > now:
+            reason = f"dwelling until {_iso(dwell_until)}"
+        else:
+            reason = f"waiting for the gates: {verdict.waiting}"
+        self.store.set_wave_reason(rollout.id, rollout.wave, reason)
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
