@@ -315,6 +315,19 @@ class RolloutQueries(Database):
             ).all()
         return [DeviceEvent(**{**row, "detail": json.loads(row["detail"])}) for row in rows]
 
+    def rollout_device_counts(self, rollout_id: int | None = None) -> dict[int, dict[str, int]]:
+        """How many devices each rollout (or only `rollout_id`) has in each state."""
+        query = "SELECT rollout_id, state, COUNT(*) AS n FROM rollout_devices"
+        params: tuple[Any, ...] = ()
+        if rollout_id is not None:
+            query, params = query + " WHERE rollout_id = ?", (rollout_id,)
+        with self.transaction() as cursor:
+            rows = cursor.execute(query + " GROUP BY rollout_id, state", params).all()
+        counts: dict[int, dict[str, int]] = {}
+        for row in rows:
+            counts.setdefault(int(row["rollout_id"]), {})[row["state"]] = int(row["n"])
+        return counts
+
     def install_commands_since(self, rollout_id: int, since: float) -> int:
         with self.transaction() as cursor:
             row = cursor.execute(
