@@ -14,6 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -80,9 +81,12 @@ class RolloutEngine:
     def _tick(self, rollout: Rollout, now: float) -> None:
         policy = RolloutPolicy.from_json(rollout.policy)
         fleet = {device.id: device for device in self.store.devices()}
-        if rollout.state in ("running", "paused"):
-            self._include_new_devices(rollout, fleet, now)
-        rows = self._observe(rollout, policy, fleet, now)
+        rows = {row.device_id: row for row in self.store.rollout_devices(rollout.id)}
+        if rollout.state in ("running", "paused") and self._include_new_devices(
+            rollout, rows, fleet, now
+        ):
+            rows = {row.device_id: row for row in self.store.rollout_devices(rollout.id)}
+        rows = self._observe(rollout, policy, rows, fleet, now)
         if rollout.state in ("running", "paused"):
             rollout = self._check_failures(rollout, policy, rows, now)
         if rollout.state == "running" and not self.known_bundle(*rollout.bundle):
@@ -98,20 +102,22 @@ class RolloutEngine:
             self._dispatch(rollout, policy, rows, fleet, now)
             self._evaluate_wave(rollout, policy, rows, now)
 
-    def _include_new_devices(self, rollout: Rollout, fleet: Fleet, now: float) -> None:
-        """Devices that appeared or came to match the selector join the wave in progress."""
+    def _include_new_devices(self, rollout: Rollout, rows: Rows, fleet: Fleet, now: float) -> bool:
+        """Devices that appeared or came to match the selector join the wave in progress;
+        whether there were any."""
         selector = Selector.parse(rollout.selector)
-        known = {row.device_id for row in self.store.rollout_devices(rollout.id)}
         newcomers = [
             (device.id, rollout.wave)
             for device in fleet.values()
-            if device.id not in known and selector.matches(device.labels)
+            if device.id not in rows and selector.matches(device.labels)
         ]
         if newcomers:
             self.store.add_rollout_devices(rollout.id, newcomers, now)
+        return bool(newcomers)
 
-    def _observe(self, rollout: Rollout, policy: RolloutPolicy, fleet: Fleet, now: float) -> Rows:
-        rows = {row.device_id: row for row in self.store.rollout_devices(rollout.id)}
+    def _observe(
+        self, rollout: Rollout, policy: RolloutPolicy, rows: Rows, fleet: Fleet, now: float
+    ) -> Rows:
         answers: dict[str, list[Any]] = {}
         for event in self.store.rollout_answers(rollout.id):
             answers.setdefault(event.device_id, []).append(event)
@@ -129,8 +135,12 @@ class RolloutEngine:
                 changes[device_id] = change
         if changes:
             self.store.update_rollout_devices(rollout.id, changes, now)
-            rows = {row.device_id: row for row in self.store.rollout_devices(rollout.id)}
-        return rows
+        return {
+            device_id: replace(row, **changes[device_id], updated_at=now)
+            if device_id in changes
+            else row
+            for device_id, row in rows.items()
+        }
 
     def _check_failures(
         self, rollout: Rollout, policy: RolloutPolicy, rows: Rows, now: float
