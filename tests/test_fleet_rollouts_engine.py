@@ -155,7 +155,7 @@ def test_a_failed_rollback_is_reported(fleet: Fleet) -> None:
 
 def test_a_drift_gate_holds_the_wave_then_halts(fleet: Fleet) -> None:
     fleet.add(10)
-    rollout = fleet.start(waves="20%,100%", drift_gates=["psi<0.2", "js<0.1"])
+    rollout = fleet.start(waves="20%,100%", drift_gates=["psi<0.2", "js<0.1"], auto_rollback=True)
     engine = fleet.engine()
     engine.tick()
     canaries = fleet.installs()
@@ -178,6 +178,7 @@ def test_a_drift_gate_holds_the_wave_then_halts(fleet: Fleet) -> None:
         "drift gate psi<0.2 tripped: psi 0.31 on wave 1 (2 devices on the new bundle)"
     )
     assert len(fleet.installs()) == 2
+    assert sorted(fleet.rollbacks()) == sorted(canaries)  # in the tick that halted it
 
 
 def test_a_passing_drift_gate_lets_the_wave_advance(fleet: Fleet) -> None:

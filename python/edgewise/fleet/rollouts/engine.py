@@ -96,11 +96,11 @@ class RolloutEngine:
                 f"{bundle_text(rollout.bundle)} is no longer a target of the repository",
                 now,
             )
-        if rollout.rollback is not None:
-            self._roll_back(rollout, rows, fleet, now)
         if rollout.state == "running":
             self._dispatch(rollout, policy, rows, fleet, now)
-            self._evaluate_wave(rollout, policy, rows, now)
+            rollout = self._evaluate_wave(rollout, policy, rows, now)
+        if rollout.rollback is not None:  # in the tick that halted it, too
+            self._roll_back(rollout, rows, fleet, now)
 
     def _include_new_devices(self, rollout: Rollout, rows: Rows, fleet: Fleet, now: float) -> bool:
         """Devices that appeared or came to match the selector join the wave in progress;
@@ -282,9 +282,9 @@ class RolloutEngine:
 
     def _evaluate_wave(
         self, rollout: Rollout, policy: RolloutPolicy, rows: Rows, now: float
-    ) -> None:
+    ) -> Rollout:
         """Advance the wave once every device is decided, the new bundle ran for the dwell time
-        and the gates pass; halt if a gate trips."""
+        and the gates pass; halt if a gate trips. The rollout as it is then."""
         wave_rows = [row for row in rows.values() if row.wave == rollout.wave]
         running = [row for row in wave_rows if row.state in RUNNING_TARGET]
         decided = sum(row.state in DECIDED for row in wave_rows)
@@ -298,12 +298,10 @@ class RolloutEngine:
                 policy, self.store, self.drift, rollout.id, rollout.bundle, rollout.wave, running
             )
             if verdict.tripped is not None:
-                self._halt(rollout, policy, verdict.tripped, now)
-                return
+                return self._halt(rollout, policy, verdict.tripped, now)
         if ready and verdict.waiting is None:
             self._gates_checked.pop(key, None)
-            self.store.advance_rollout(rollout.id, rollout.wave, now)
-            return
+            return self.store.advance_rollout(rollout.id, rollout.wave, now)
         if decided < len(wave_rows):
             reason = f"{decided} of {len(wave_rows)} devices decided"
         elif dwell_until > now:
@@ -311,6 +309,7 @@ class RolloutEngine:
         else:
             reason = f"waiting for the gates: {verdict.waiting}"
         self.store.set_wave_reason(rollout.id, rollout.wave, reason)
+        return rollout
 
 
 def _iso(timestamp: float) -> str:
