@@ -481,3 +481,19 @@ def test_a_selector_matching_nothing_is_refused(fleet: Fleet) -> None:
     fleet.add(2)
     with pytest.raises(RolloutError, match="selector 'site=rome' matches no device"):
         fleet.start("site=rome")
+
+
+def test_a_pause_stored_during_a_tick_stops_its_commands(fleet: Fleet) -> None:
+    fleet.add(10)
+    rollout = fleet.start(waves="100%")
+    engine = fleet.engine()
+
+    def paused_meanwhile(name: str, version: int) -> bool:
+        # The operator's pause lands after the tick read the rollout as running.
+        pause_rollout(fleet.store, rollout.id, actor="bob", signature=None, now=fleet.now)
+        return True
+
+    engine.known_bundle = paused_meanwhile
+    engine.tick()
+    assert fleet.installs() == []
+    assert set(fleet.states(rollout.id).values()) == {"pending"}

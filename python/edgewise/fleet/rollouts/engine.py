@@ -242,7 +242,7 @@ class RolloutEngine:
             return
         failed: dict[str, dict[str, Any]] = {}
         for device_id in self.store.claim_rollout_devices(
-            rollout.id, claims, now, from_state=from_state
+            rollout.id, claims, now, from_state=from_state, rollout_states=(rollout.state,)
         ):
             try:
                 self.send(commands[device_id])

@@ -188,7 +188,7 @@ class RolloutQueries(Database):
         change of state also ends the wave in progress when the rollout stops."""
         _check_columns(changes, _ROLLOUT_COLUMNS)
         with self.transaction() as cursor:
-            current = _fetch_rollout(cursor, rollout_id)
+            current = _lock_rollout(cursor, rollout_id, allowed_from)
             if current.state not in allowed_from:
                 raise RolloutError(
                     f"rollout {rollout_id} is {current.state}; this needs it "
@@ -216,7 +216,7 @@ class RolloutQueries(Database):
         """Mark `wave` succeeded and start the next one, or complete the rollout after the
         last; a no-op if the rollout is no longer running that wave."""
         with self.transaction() as cursor:
-            current = _fetch_rollout(cursor, rollout_id)
+            current = _lock_rollout(cursor, rollout_id, ("running",))
             if current.state != "running" or current.wave != wave:
                 return current
             _update(
@@ -282,12 +282,16 @@ class RolloutQueries(Database):
         now: float,
         *,
         from_state: str,
+        rollout_states: Collection[str],
     ) -> list[str]:
         """Move devices out of `from_state` with their changes, noting the last event id so
         that only later events answer the command about to go out. Only devices still in
-        `from_state` are claimed (so a command is never sent twice); their ids."""
-        claimed = []
+        `from_state`, of a rollout still in one of `rollout_states`, are claimed (so a command
+        is never sent twice, nor after a pause or abort has been stored); their ids."""
+        claimed: list[str] = []
         with self.transaction() as cursor:
+            if _lock_rollout(cursor, rollout_id, rollout_states).state not in rollout_states:
+                return claimed
             row = cursor.execute("SELECT COALESCE(MAX(id), 0) AS mark FROM device_events").one()
             mark = int(row["mark"]) if row else 0
             for device_id, columns in claims.items():
@@ -385,6 +389,18 @@ def _check_columns(columns: Mapping[str, Any], allowed: frozenset[str]) -> None:
     unknown = set(columns) - allowed
     if unknown:
         raise ValueError(f"not changeable here: {', '.join(sorted(unknown))}")
+
+
+def _lock_rollout(cursor: Cursor, rollout_id: int, states: Collection[str]) -> Rollout:
+    """The rollout, locked for this transaction if it is in one of `states`: a change that
+    depends on its state cannot interleave with another (PostgreSQL locks the updated row;
+    SQLite's write transactions already run one at a time)."""
+    marks = ", ".join("?" for _ in states)
+    cursor.execute(
+        f"UPDATE rollouts SET updated_at = updated_at WHERE id = ? AND state IN ({marks})",
+        (rollout_id, *states),
+    )
+    return _fetch_rollout(cursor, rollout_id)
 
 
 def _fetch_rollout(cursor: Cursor, rollout_id: int) -> Rollout:
