@@ -69,6 +69,14 @@ class Fleet:
             now=self.now,
         )
 
+    def begin(self, count: int, **options: Any) -> tuple[Rollout, RolloutEngine]:
+        """`count` devices in berlin, a rollout to them, an engine, and its first tick."""
+        self.add(count)
+        rollout = self.start(**options)
+        engine = self.engine()
+        engine.tick()
+        return rollout, engine
+
     def installs(self) -> list[str]:
         return [command.device for command in self.sent if command.action == "install"]
 

@@ -64,10 +64,7 @@ def test_a_four_wave_rollout_to_100_devices_completes(fleet: Fleet) -> None:
 
 
 def test_a_failed_canary_halts_and_the_next_wave_gets_nothing(fleet: Fleet) -> None:
-    fleet.add(100)
-    rollout = fleet.start(waves="1%,10%,100%", max_failure_rate="5%")
-    engine = fleet.engine()
-    engine.tick()
+    rollout, engine = fleet.begin(100, waves="1%,10%,100%", max_failure_rate="5%")
     [canary] = fleet.installs()
     fleet.install_failed(canary, "health check: 3 of 20 rows differ")
     fleet.now += 1
@@ -92,10 +89,7 @@ def test_a_failed_canary_halts_and_the_next_wave_gets_nothing(fleet: Fleet) -> N
 
 
 def test_failures_below_the_threshold_do_not_halt(fleet: Fleet) -> None:
-    fleet.add(20)
-    rollout = fleet.start(waves="100%", max_failure_rate="10%")
-    engine = fleet.engine()
-    engine.tick()
+    rollout, engine = fleet.begin(20, waves="100%", max_failure_rate="10%")
     first, second, *rest = fleet.installs()
     fleet.install_failed(first)
     for device_id in rest:
@@ -107,10 +101,7 @@ def test_failures_below_the_threshold_do_not_halt(fleet: Fleet) -> None:
 
 
 def test_auto_rollback_returns_the_halted_wave_only(fleet: Fleet) -> None:
-    fleet.add(20)
-    rollout = fleet.start(waves="25%,100%", max_failure_rate="5%", auto_rollback=True)
-    engine = fleet.engine()
-    engine.tick()
+    rollout, engine = fleet.begin(20, waves="25%,100%", max_failure_rate="5%", auto_rollback=True)
     wave = fleet.installs()
     assert len(wave) == 5
     for device_id in wave[:3]:
@@ -138,10 +129,7 @@ def test_auto_rollback_returns_the_halted_wave_only(fleet: Fleet) -> None:
 
 
 def test_a_failed_rollback_is_reported(fleet: Fleet) -> None:
-    fleet.add(4)
-    rollout = fleet.start(waves="50%,100%", auto_rollback=True)
-    engine = fleet.engine()
-    engine.tick()
+    rollout, engine = fleet.begin(4, waves="50%,100%", auto_rollback=True)
     good, bad = fleet.installs()
     fleet.installed(good)
     fleet.install_failed(bad)
@@ -154,10 +142,9 @@ def test_a_failed_rollback_is_reported(fleet: Fleet) -> None:
 
 
 def test_a_drift_gate_holds_the_wave_then_halts(fleet: Fleet) -> None:
-    fleet.add(10)
-    rollout = fleet.start(waves="20%,100%", drift_gates=["psi<0.2", "js<0.1"], auto_rollback=True)
-    engine = fleet.engine()
-    engine.tick()
+    rollout, engine = fleet.begin(
+        10, waves="20%,100%", drift_gates=["psi<0.2", "js<0.1"], auto_rollback=True
+    )
     canaries = fleet.installs()
     switched = fleet.now
     for device_id in canaries:
@@ -182,10 +169,7 @@ def test_a_drift_gate_holds_the_wave_then_halts(fleet: Fleet) -> None:
 
 
 def test_a_passing_drift_gate_lets_the_wave_advance(fleet: Fleet) -> None:
-    fleet.add(10)
-    rollout = fleet.start(waves="20%,100%", drift_gates=["psi<=0.2"])
-    engine = fleet.engine()
-    engine.tick()
+    rollout, engine = fleet.begin(10, waves="20%,100%", drift_gates=["psi<=0.2"])
     for device_id in fleet.installs():
         fleet.installed(device_id)
     fleet.drift_values = {"psi": 0.2}
@@ -225,10 +209,7 @@ def test_an_error_gate_counts_requests_since_the_switch(fleet: Fleet) -> None:
 
 
 def test_dwell_holds_a_wave_until_its_devices_ran_long_enough(fleet: Fleet) -> None:
-    fleet.add(10)
-    rollout = fleet.start(waves="20%,100%", dwell="10m")
-    engine = fleet.engine()
-    engine.tick()
+    rollout, engine = fleet.begin(10, waves="20%,100%", dwell="10m")
     for device_id in fleet.installs():
         fleet.installed(device_id)
     engine.tick()
@@ -241,10 +222,7 @@ def test_dwell_holds_a_wave_until_its_devices_ran_long_enough(fleet: Fleet) -> N
 
 
 def test_rate_limit_spreads_the_commands(fleet: Fleet) -> None:
-    fleet.add(25)
-    rollout = fleet.start(waves="100%", rate="10/min")
-    engine = fleet.engine()
-    engine.tick()
+    rollout, engine = fleet.begin(25, waves="100%", rate="10/min")
     assert len(fleet.installs()) == 10
     waiting = [r.reason for r in fleet.store.rollout_devices(rollout.id) if r.state == "pending"]
     assert waiting == ["waiting for the --rate limit"] * 15
@@ -264,10 +242,7 @@ def test_rate_limit_spreads_the_commands(fleet: Fleet) -> None:
 
 
 def test_install_timeout_fails_a_silent_device(fleet: Fleet) -> None:
-    fleet.add(1)
-    rollout = fleet.start(waves="100%", install_timeout="5m", max_failure_rate="100%")
-    engine = fleet.engine()
-    engine.tick()
+    rollout, engine = fleet.begin(1, waves="100%", install_timeout="5m", max_failure_rate="100%")
     fleet.event("d000", "install.started", bundle="credit", version=3)
     fleet.now += 299
     engine.tick()
@@ -284,10 +259,7 @@ def test_install_timeout_fails_a_silent_device(fleet: Fleet) -> None:
 
 
 def test_success_needs_both_the_event_and_the_reported_state(fleet: Fleet) -> None:
-    fleet.add(1)
-    rollout = fleet.start(waves="100%", install_timeout="5m")
-    engine = fleet.engine()
-    engine.tick()
+    rollout, engine = fleet.begin(1, waves="100%", install_timeout="5m")
     fleet.event("d000", "install.done", bundle="credit", version=3, slot="b")
     engine.tick()
     [row] = fleet.store.rollout_devices(rollout.id)
@@ -331,10 +303,7 @@ def test_offline_devices_wait_and_their_timeout_starts_when_sent(fleet: Fleet) -
 
 
 def test_devices_that_appear_mid_rollout_are_included(fleet: Fleet) -> None:
-    fleet.add(10)
-    rollout = fleet.start(waves="10%,100%")
-    engine = fleet.engine()
-    engine.tick()
+    rollout, engine = fleet.begin(10, waves="10%,100%")
     [canary] = fleet.installs()
     fleet.add(1, prefix="late", site="berlin")  # late000 joins the canary wave
     fleet.add(1, prefix="other", site="paris")
@@ -365,10 +334,7 @@ def test_a_device_already_running_the_bundle_is_skipped(fleet: Fleet) -> None:
 
 
 def test_a_local_rollback_after_success_is_reported(fleet: Fleet) -> None:
-    fleet.add(10)
-    rollout = fleet.start(waves="10%,100%", max_failure_rate="5%")
-    engine = fleet.engine()
-    engine.tick()
+    rollout, engine = fleet.begin(10, waves="10%,100%", max_failure_rate="5%")
     for device_id in fleet.installs():
         fleet.installed(device_id)
     engine.tick()
@@ -387,10 +353,7 @@ def test_a_local_rollback_after_success_is_reported(fleet: Fleet) -> None:
 
 
 def test_pause_resume_and_abort(fleet: Fleet) -> None:
-    fleet.add(10)
-    rollout = fleet.start(waves="10%,100%")
-    engine = fleet.engine()
-    engine.tick()
+    rollout, engine = fleet.begin(10, waves="10%,100%")
     [canary] = fleet.installs()
     pause_rollout(fleet.store, rollout.id, actor="bob", signature=None, now=fleet.now)
     fleet.installed(canary)

@@ -26,6 +26,9 @@ from .policy import RolloutPolicy
 
 CheckSignature = Callable[[str, dict[str, Any], SignatureIn | None], Signature | None]
 RolloutState = Literal["running", "paused", "halted", "aborted", "completed"]
+DeviceState = Literal[
+    "pending", "sent", "installing", "succeeded", "failed", "skipped", "rolling_back", "rolled_back"
+]
 Option = Annotated[str, Field(max_length=200)]
 
 
@@ -86,7 +89,7 @@ class WaveOut(BaseModel):
 class RolloutDeviceOut(BaseModel):
     device_id: str
     wave: int
-    state: str
+    state: DeviceState
     reason: str | None
     sent_at: datetime | None
     updated_at: datetime
