@@ -68,7 +68,7 @@ def test_the_issue_example_parses_and_round_trips() -> None:
 )
 def test_bad_options_are_named(options: dict[str, object], message: str) -> None:
     with pytest.raises(RolloutError) as caught:
-        RolloutPolicy.parse(**options)  # type: ignore[arg-type]
+        RolloutPolicy.parse(**options)
     assert message in str(caught.value)
     assert isinstance(caught.value, EdgewiseError) and isinstance(caught.value, ValueError)
 
