@@ -460,3 +460,35 @@ def test_a_pause_stored_during_a_tick_stops_its_commands(fleet: Fleet) -> None:
     engine.tick()
     assert fleet.installs() == []
     assert set(fleet.states(rollout.id).values()) == {"pending"}
+
+
+def test_offline_devices_do_not_stall_a_wave_past_the_install_timeout(fleet: Fleet) -> None:
+    fleet.add(10)
+    rollout = fleet.start(waves="20%,100%", install_timeout="5m")
+    here, away = sorted(d for d, wave in fleet.wave_of(rollout.id).items() if wave == 0)
+    fleet.store.upsert_device(away, online=False)
+    engine = fleet.engine()
+    engine.tick()
+    assert fleet.installs() == [here]
+    fleet.installed(here)
+    fleet.now += 299
+    engine.tick()
+    assert fleet.waves(rollout.id)[0] == ("running", "1 of 2 devices decided; 1 offline")
+    fleet.now += 1
+    engine.tick()  # the wave ran for the install timeout: the offline canary is deferred
+    assert fleet.rollout(rollout.id).wave == 1
+    engine.tick()
+    assert len(fleet.installs()) == 9
+    fleet.store.upsert_device(away, online=True)
+    engine.tick()
+    assert fleet.installs()[-1] == away  # back: it gets its command
+
+
+def test_a_wave_with_no_device_online_waits(fleet: Fleet) -> None:
+    fleet.add(10, online=False)
+    rollout, engine = fleet.begin(0, waves="20%,100%", install_timeout="5m")
+    fleet.now += 3600
+    engine.tick()
+    assert fleet.rollout(rollout.id).wave == 0
+    assert fleet.waves(rollout.id)[0] == ("running", "no device runs the bundle yet; 2 offline")
+    assert fleet.installs() == []

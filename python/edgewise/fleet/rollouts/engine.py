@@ -15,7 +15,6 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 from ...agent.commands import Command, new_command
@@ -23,16 +22,10 @@ from ...exceptions import EdgewiseError, RolloutError
 from ..audit import AuditLog
 from ..selector import Selector
 from ..store import Device, Rollout, RolloutDevice, Store
-from .gates import (
-    DECIDED,
-    RUNNING_TARGET,
-    DriftProbe,
-    Verdict,
-    failure_verdict,
-    health_verdict,
-)
+from .gates import DriftProbe, Verdict, failure_verdict, health_verdict
 from .observe import Sight, bundle_text, observe, reported
 from .policy import Rate, RolloutPolicy
+from .progress import wave_progress
 
 __all__ = ["ENGINE_ACTOR", "DriftProbe", "RolloutEngine"]
 
@@ -98,7 +91,7 @@ class RolloutEngine:
             )
         if rollout.state == "running":
             self._dispatch(rollout, policy, rows, fleet, now)
-            rollout = self._evaluate_wave(rollout, policy, rows, now)
+            rollout = self._evaluate_wave(rollout, policy, rows, fleet, now)
         if rollout.rollback is not None:  # in the tick that halted it, too
             self._roll_back(rollout, rows, fleet, now)
 
@@ -178,10 +171,10 @@ class RolloutEngine:
     def _dispatch(
         self, rollout: Rollout, policy: RolloutPolicy, rows: Rows, fleet: Fleet, now: float
     ) -> None:
-        """Send install commands to the wave's pending devices that are online, within the
-        rate; note why the others wait."""
+        """Send install commands to the pending devices of the waves started so far (earlier
+        waves' deferred ones too) that are online, within the rate; note why the others wait."""
         pending = [
-            row for row in rows.values() if row.wave == rollout.wave and row.state == "pending"
+            row for row in rows.values() if row.wave <= rollout.wave and row.state == "pending"
         ]
         notes: dict[str, dict[str, Any]] = {}
         ready = []
@@ -281,36 +274,33 @@ class RolloutEngine:
         self._send_claimed(rollout, commands, claims, "succeeded", now)
 
     def _evaluate_wave(
-        self, rollout: Rollout, policy: RolloutPolicy, rows: Rows, now: float
+        self, rollout: Rollout, policy: RolloutPolicy, rows: Rows, fleet: Fleet, now: float
     ) -> Rollout:
-        """Advance the wave once every device is decided, the new bundle ran for the dwell time
+        """Advance the wave once its devices are settled, the new bundle ran for the dwell time
         and the gates pass; halt if a gate trips. The rollout as it is then."""
+        wave = self.store.rollout_waves(rollout.id)[rollout.wave]
         wave_rows = [row for row in rows.values() if row.wave == rollout.wave]
-        running = [row for row in wave_rows if row.state in RUNNING_TARGET]
-        decided = sum(row.state in DECIDED for row in wave_rows)
-        dwell_until = max((row.switched_at or now for row in running), default=now) + policy.dwell
-        ready = decided == len(wave_rows) and dwell_until <= now
+        progress = wave_progress(wave_rows, fleet, wave.started_at, policy, now)
         verdict = Verdict()
         key = (rollout.id, rollout.wave)
-        if ready or now - self._gates_checked.get(key, -math.inf) >= self.gate_interval:
+        due = now - self._gates_checked.get(key, -math.inf) >= self.gate_interval
+        if progress.settled or due:
             self._gates_checked[key] = now
             verdict = health_verdict(
-                policy, self.store, self.drift, rollout.id, rollout.bundle, rollout.wave, running
+                policy,
+                self.store,
+                self.drift,
+                rollout.id,
+                rollout.bundle,
+                rollout.wave,
+                progress.running,
             )
             if verdict.tripped is not None:
                 return self._halt(rollout, policy, verdict.tripped, now)
-        if ready and verdict.waiting is None:
+        if progress.settled and verdict.waiting is None:
             self._gates_checked.pop(key, None)
             return self.store.advance_rollout(rollout.id, rollout.wave, now)
-        if decided < len(wave_rows):
-            reason = f"{decided} of {len(wave_rows)} devices decided"
-        elif dwell_until > now:
-            reason = f"dwelling until {_iso(dwell_until)}"
-        else:
-            reason = f"waiting for the gates: {verdict.waiting}"
-        self.store.set_wave_reason(rollout.id, rollout.wave, reason)
+        reason = progress.reason or f"waiting for the gates: {verdict.waiting}"
+        if reason != wave.reason:
+            self.store.set_wave_reason(rollout.id, rollout.wave, reason)
         return rollout
-
-
-def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
