@@ -492,3 +492,26 @@ def test_a_wave_with_no_device_online_waits(fleet: Fleet) -> None:
     assert fleet.rollout(rollout.id).wave == 0
     assert fleet.waves(rollout.id)[0] == ("running", "no device runs the bundle yet; 2 offline")
     assert fleet.installs() == []
+
+
+def test_a_failed_rollback_send_is_retried(fleet: Fleet) -> None:
+    rollout, engine = fleet.begin(4, waves="50%,100%", auto_rollback=True)
+    good, bad = fleet.installs()
+    fleet.installed(good)
+    fleet.install_failed(bad)
+
+    def broker_down(command: object) -> None:
+        raise OSError("broker connection lost")
+
+    engine.send = broker_down
+    engine.tick()
+    [row] = [r for r in fleet.store.rollout_devices(rollout.id) if r.device_id == good]
+    assert (row.state, row.reason) == (
+        "succeeded",
+        "sending the command failed (broker connection lost); retrying",
+    )
+    assert row.sent_at is not None and row.rollback_sent_at is None
+    engine.send = fleet.sent.append
+    engine.tick()
+    assert fleet.rollbacks() == [good]
+    assert fleet.states(rollout.id)[good] == "rolling_back"

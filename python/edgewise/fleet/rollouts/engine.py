@@ -231,8 +231,11 @@ class RolloutEngine:
         from_state: str,
         now: float,
     ) -> None:
+        """Claim the devices, then send each claimed one its command; a device whose send
+        fails goes back to `from_state`, to be tried again at the next tick."""
         if not claims:
             return
+        sent_column = "sent_at" if from_state == "pending" else "rollback_sent_at"
         failed: dict[str, dict[str, Any]] = {}
         for device_id in self.store.claim_rollout_devices(
             rollout.id, claims, now, from_state=from_state, rollout_states=(rollout.state,)
@@ -244,8 +247,7 @@ class RolloutEngine:
                 failed[device_id] = {
                     "state": from_state,
                     "reason": f"sending the command failed ({exc}); retrying",
-                    "sent_at": None,
-                    "rollback_sent_at": None,
+                    sent_column: None,
                 }
         if failed:
             self.store.update_rollout_devices(rollout.id, failed, now)
