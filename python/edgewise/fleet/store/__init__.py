@@ -12,7 +12,8 @@ from .alerts import Alert, AlertQueries
 from .audit_log import AuditQueries, AuditRow, AuditWrite
 from .database import SCHEMA_VERSION
 from .devices import Device, DeviceEvent, DeviceQueries
-from .rollouts import NewRollout, Rollout, RolloutDevice, RolloutQueries, RolloutWave
+from .rollout_devices import RolloutDevice, RolloutDeviceQueries
+from .rollouts import NewRollout, Rollout, RolloutQueries, RolloutWave
 from .telemetry import TelemetryQueries, TelemetryWindow
 from .tokens import TokenQueries, TokenRow
 
@@ -34,6 +35,12 @@ __all__ = [
 
 
 class Store(
-    DeviceQueries, TelemetryQueries, AlertQueries, AuditQueries, TokenQueries, RolloutQueries
+    DeviceQueries,
+    TelemetryQueries,
+    AlertQueries,
+    AuditQueries,
+    TokenQueries,
+    RolloutQueries,
+    RolloutDeviceQueries,
 ):
     """The repository of control-plane state. Thread-safe; open one per process."""
