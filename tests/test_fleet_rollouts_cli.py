@@ -113,7 +113,7 @@ def test_a_rollout_started_halted_and_aborted_from_the_command_line(
     lines = output.splitlines()
     assert lines[0] == "rollout 1: credit-3 halted, wave 1 of 2"
     assert lines[1] == (
-        "reason    failure rate 1/1 devices (100.0%) in waves 1-1 is above --max-failure-rate 5.0%"
+        "reason    failure rate 1/1 devices (100%) in wave 1 is above --max-failure-rate 5%"
     )
     assert lines[3] == (
         "policy    waves 10%,100%, max failure rate 5%, dwell 0s, install timeout 30m, "
@@ -122,7 +122,7 @@ def test_a_rollout_started_halted_and_aborted_from_the_command_line(
     assert lines[6:9] == [
         "WAVE  SIZE  STATE    DEVICES  OK  FAILED  ACTIVE  PENDING  ROLLED BACK  REASON",
         "1     10%   halted   1        0   1       0       0        0            failure rate "
-        "1/1 devices (100.0%) in waves 1-1 is above --max-failure-rate 5.0%",
+        "1/1 devices (100%) in wave 1 is above --max-failure-rate 5%",
         "2     100%  pending  9        0   0       0       9        0            -",
     ]
     code, output = rollout(plane, "status", "1", "--state", "failed", role="viewer")

@@ -72,7 +72,7 @@ def test_a_failed_canary_halts_and_the_next_wave_gets_nothing(fleet: Fleet) -> N
     halted = fleet.rollout(rollout.id)
     assert halted.state == "halted"
     assert halted.reason == (
-        "failure rate 1/1 devices (100.0%) in waves 1-1 is above --max-failure-rate 5.0%"
+        "failure rate 1/1 devices (100%) in wave 1 is above --max-failure-rate 5%"
     )
     assert fleet.states(rollout.id)[canary] == "failed"
     [row] = [r for r in fleet.store.rollout_devices(rollout.id) if r.device_id == canary]
@@ -203,7 +203,7 @@ def test_an_error_gate_counts_requests_since_the_switch(fleet: Fleet) -> None:
     halted = fleet.rollout(rollout.id)
     assert (halted.state, halted.reason) == (
         "halted",
-        "error gate error_rate<2% tripped: error rate 6.67% (20 errors in 300 requests) on "
+        "error gate error_rate<2% tripped: error rate 6.667% (20 errors in 300 requests) on "
         "wave 1 (2 devices on the new bundle)",
     )
 

@@ -127,7 +127,7 @@ def start_command(
     error_gate: str | None,
     rate: str | None,
     auto_rollback: bool,
-    **durations: str,
+    **sizes_and_times: str,  # --waves, --max-failure-rate, --dwell, --install-timeout
 ) -> None:
     """Roll BUNDLE (NAME:VERSION or a .ewb file) out to the devices the selector picks.
 
@@ -140,7 +140,7 @@ def start_command(
 
     name, version = bundle_reference(bundle)
     options: dict[str, Any] = {
-        **durations,
+        **sizes_and_times,
         "drift_gates": list(drift_gates),
         "error_gate": error_gate,
         "rate": rate,

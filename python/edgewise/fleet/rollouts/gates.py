@@ -6,7 +6,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..store import RolloutDevice, Store
-from .policy import RolloutPolicy
+from .policy import RolloutPolicy, percent_text
 
 #: (bundle, device ids, since) -> worst value per drift metric ("psi", "js", "wasserstein",
 #: "ks") over those devices' telemetry since then, or None while there is no data yet.
@@ -36,10 +36,11 @@ def failure_verdict(
     failed = sum(device.state == "failed" for device in reached)
     if not reached or failed / len(reached) <= policy.max_failure_rate:
         return PASSED
+    waves = "wave 1" if current_wave == 0 else f"waves 1-{current_wave + 1}"
     return Verdict(
-        tripped=f"failure rate {failed}/{len(reached)} devices ({failed / len(reached):.1%}) in "
-        f"waves 1-{current_wave + 1} is above --max-failure-rate "
-        f"{policy.max_failure_rate:.1%}"
+        tripped=f"failure rate {failed}/{len(reached)} devices "
+        f"({percent_text(failed / len(reached))}) in {waves} is above --max-failure-rate "
+        f"{percent_text(policy.max_failure_rate)}"
     )
 
 
@@ -77,6 +78,7 @@ def health_verdict(
         elif not policy.error_gate.passes(errors / requests):
             return Verdict(
                 tripped=f"error gate {policy.error_gate.describe()} tripped: error rate "
-                f"{errors / requests:.2%} ({errors} errors in {requests} requests) on {label}"
+                f"{percent_text(errors / requests)} ({errors} errors in {requests} requests) "
+                f"on {label}"
             )
     return Verdict(waiting="; ".join(waiting)) if waiting else PASSED

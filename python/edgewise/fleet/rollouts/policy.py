@@ -55,7 +55,7 @@ class Gate:
 
     def describe(self) -> str:
         threshold = (
-            _percent(self.threshold) if self.metric == ERROR_METRIC else f"{self.threshold:g}"
+            percent_text(self.threshold) if self.metric == ERROR_METRIC else f"{self.threshold:g}"
         )
         return f"{self.metric}{'<=' if self.inclusive else '<'}{threshold}"
 
@@ -133,7 +133,7 @@ class RolloutPolicy:
         """The policy in the words of the command line, for status output."""
         return {
             "waves": ",".join(wave.describe() for wave in self.waves),
-            "max_failure_rate": _percent(self.max_failure_rate),
+            "max_failure_rate": percent_text(self.max_failure_rate),
             "dwell": _seconds(self.dwell),
             "install_timeout": _seconds(self.install_timeout),
             "drift_gates": [gate.describe() for gate in self.drift_gates],
@@ -247,8 +247,9 @@ def _number(option: str, text: str, whole: str) -> float:
     return value
 
 
-def _percent(fraction: float) -> str:
-    return f"{fraction * 100:g}%"
+def percent_text(fraction: float) -> str:
+    """0.05 as 5%, 1/3 as 33.33%."""
+    return f"{fraction * 100:.4g}%"
 
 
 def _seconds(seconds: float) -> str:
