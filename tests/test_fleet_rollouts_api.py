@@ -86,6 +86,12 @@ def test_viewers_watch_operators_start(
     assert [(r["id"], r["device_states"]) for r in listed] == [
         (rollout["id"], {"pending": 9, "sent": 1})
     ]
+    metrics = client.get("/metrics").text
+    assert 'edgewise_rollouts{state="running"} 1.0' in metrics
+    assert (
+        f'edgewise_rollout_devices{{bundle="credit-3",rollout="{rollout["id"]}",state="sent"}} 1.0'
+        in metrics
+    )
 
 
 @pytest.mark.parametrize(

@@ -158,11 +158,13 @@ def create_app(
     keys, both on the requests that carry one and by /v1/audit/verify. `known_bundle(name,
     version)` says whether a bundle may be rolled out (the repository's targets,
     rollouts/catalogue.py); without it every rollout is refused."""
+    from .rollouts.metrics import RolloutCollector
     from .rollouts.routes import rollout_router  # it imports this module's dependencies
 
     audit = AuditLog(store)
     registry = CollectorRegistry()
     registry.register(_StoreCollector(store))
+    registry.register(RolloutCollector(store))
     requests = Counter(
         "edgewise_http_requests",
         "HTTP requests served, by method, route and status code",
