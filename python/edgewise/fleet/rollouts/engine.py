@@ -63,17 +63,20 @@ class RolloutEngine:
     def tick(self, now: float | None = None) -> None:
         """Move every rollout with work left one step on."""
         now = self.clock() if now is None else now
-        for rollout in self.store.rollouts_to_tick():
+        rollouts = self.store.rollouts_to_tick()
+        if not rollouts:
+            return
+        fleet = {device.id: device for device in self.store.devices()}  # read once per tick
+        for rollout in rollouts:
             try:
-                self._tick(rollout, now)
+                self._tick(rollout, fleet, now)
             except EdgewiseError:
                 # One rollout's trouble (a store hiccup) must not stop the others; the next
                 # tick tries again from what the store holds.
                 log.exception("rollout %d: tick failed", rollout.id)
 
-    def _tick(self, rollout: Rollout, now: float) -> None:
+    def _tick(self, rollout: Rollout, fleet: Fleet, now: float) -> None:
         policy = RolloutPolicy.from_json(rollout.policy)
-        fleet = {device.id: device for device in self.store.devices()}
         rows = {row.device_id: row for row in self.store.rollout_devices(rollout.id)}
         if rollout.state in ("running", "paused") and self._include_new_devices(
             rollout, rows, fleet, now
