@@ -94,7 +94,12 @@ class RolloutEngine:
             )
         if rollout.state == "running":
             self._dispatch(rollout, policy, rows, fleet, now)
-            rollout = self._evaluate_wave(rollout, policy, rows, fleet, now)
+            advanced = self._evaluate_wave(rollout, policy, rows, fleet, now)
+            if advanced.state == "running" and advanced.wave != rollout.wave:
+                # The next wave starts now, not a tick later.
+                rows = {row.device_id: row for row in self.store.rollout_devices(rollout.id)}
+                self._dispatch(advanced, policy, rows, fleet, now)
+            rollout = advanced
         if rollout.rollback is not None:  # in the tick that halted it, too
             self._roll_back(rollout, rows, fleet, now)
 
