@@ -82,6 +82,11 @@ def test_viewers_watch_operators_start(
     [row] = [d for d in status["devices"] if d["device_id"] == canary]
     assert (row["wave"], row["state"]) == (1, "sent")
     assert row["reason"].startswith("install command ") and row["sent_at"] is not None
+    only_sent = client.get(
+        f"/v1/rollouts/{rollout['id']}", params={"state": "sent"}, headers=tokens["viewer"]
+    ).json()
+    assert [d["device_id"] for d in only_sent["devices"]] == [canary]
+    assert only_sent["device_states"] == {"pending": 9, "sent": 1}  # counts stay whole
     listed = client.get("/v1/rollouts", headers=tokens["viewer"]).json()
     assert [(r["id"], r["device_states"]) for r in listed] == [
         (rollout["id"], {"pending": 9, "sent": 1})

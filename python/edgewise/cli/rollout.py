@@ -114,7 +114,11 @@ def rollout_group() -> None:
     show_default=True,
     help="A device that has not reported success this long after its command has failed.",
 )
-@click.option("--auto-rollback", is_flag=True, help="Send a halted wave back to its bundle.")
+@click.option(
+    "--auto-rollback",
+    is_flag=True,
+    help="When it halts, send the halted wave back to the bundle it ran before.",
+)
 @keys_option
 @api_options
 def start_command(
@@ -195,7 +199,9 @@ def list_command(client: ApiClient, as_json: bool) -> None:
 
 @rollout_group.command("status")
 @click.argument("rollout_id", type=int)
-@click.option("--state", "only_state", help="Show only devices in this state (e.g. failed).")
+@click.option(
+    "--state", "only_state", help="List only the devices in this state: failed, pending, ..."
+)
 @api_options
 def status_command(
     client: ApiClient, as_json: bool, rollout_id: int, only_state: str | None
@@ -206,7 +212,7 @@ def status_command(
     Example:
       edgewise fleet rollout status 7 --state failed
     """
-    status = client.call("GET", _path(rollout_id))
+    status = client.call("GET", _path(rollout_id), state=only_state or "")
     if as_json:
         echo_json(status)
         return
@@ -241,7 +247,7 @@ def status_command(
             for wave in status["waves"]
         ],
     )
-    devices = [d for d in status["devices"] if only_state in (None, d["state"])]
+    devices = status["devices"]
     if devices:
         click.echo()
         _table(

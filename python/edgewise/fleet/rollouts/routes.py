@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, HTTPException, status
+from fastapi import APIRouter, Body, HTTPException, Query, status
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from securesystemslib.signer import Signature
@@ -165,9 +165,15 @@ def rollout_router(
         return [_summary(rollout, counts.get(rollout.id, {})) for rollout in store.rollouts()]
 
     @router.get("/{rollout_id}", response_model=RolloutStatus, responses=_NOT_FOUND)
-    def rollout_status(_: Viewer, rollout_id: RolloutId) -> RolloutStatus:
+    def rollout_status(
+        _: Viewer,
+        rollout_id: RolloutId,
+        state: Annotated[
+            DeviceState | None, Query(description="Only devices in this state")
+        ] = None,
+    ) -> RolloutStatus:
         """A rollout's waves and devices, each with its state and the reason for it."""
-        return _status(store, _known(store, rollout_id))
+        return _status(store, _known(store, rollout_id), state)
 
     def operator_action(action: str, change: Callable[..., Rollout]) -> Callable[..., RolloutOut]:
         def route(
@@ -257,13 +263,13 @@ def _summary(rollout: Rollout, counts: dict[str, int]) -> RolloutOut:
     )
 
 
-def _status(store: Store, rollout: Rollout) -> RolloutStatus:
+def _status(store: Store, rollout: Rollout, only: str | None = None) -> RolloutStatus:
     devices = store.rollout_devices(rollout.id)
     summary = _summary(rollout, dict(Counter(device.state for device in devices)))
     return RolloutStatus(
         **summary.model_dump(),
         waves=[_wave_out(wave, devices) for wave in store.rollout_waves(rollout.id)],
-        devices=[_device_out(device) for device in devices],
+        devices=[_device_out(device) for device in devices if only in (None, device.state)],
     )
 
 
