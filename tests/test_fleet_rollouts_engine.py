@@ -514,3 +514,21 @@ def test_a_failed_rollback_send_is_retried(fleet: Fleet) -> None:
     engine.tick()
     assert fleet.rollbacks() == [good]
     assert fleet.states(rollout.id)[good] == "rolling_back"
+
+
+def test_a_paused_rollout_does_not_advance_but_its_gates_still_halt_it(fleet: Fleet) -> None:
+    rollout, engine = fleet.begin(10, waves="20%,100%", drift_gates=["psi<0.2"])
+    for device_id in fleet.installs():
+        fleet.installed(device_id)
+    pause_rollout(fleet.store, rollout.id, actor="bob", signature=None, now=fleet.now)
+    fleet.drift_values = {"psi": 0.1}
+    engine.tick()
+    assert fleet.rollout(rollout.id).wave == 0
+    assert fleet.waves(rollout.id)[0] == ("running", "settled; the rollout is paused")
+    fleet.drift_values = {"psi": 0.4}
+    fleet.now += 10
+    engine.tick()
+    halted = fleet.rollout(rollout.id)
+    assert halted.state == "halted" and halted.reason is not None
+    assert halted.reason.startswith("drift gate psi<0.2 tripped: psi 0.4")
+    assert len(fleet.installs()) == 2

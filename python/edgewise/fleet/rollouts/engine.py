@@ -94,6 +94,7 @@ class RolloutEngine:
             )
         if rollout.state == "running":
             self._dispatch(rollout, policy, rows, fleet, now)
+        if rollout.state in ("running", "paused"):  # paused: the gates still watch
             advanced = self._evaluate_wave(rollout, policy, rows, fleet, now)
             if advanced.state == "running" and advanced.wave != rollout.wave:
                 # The next wave starts now, not a tick later.
@@ -286,15 +287,17 @@ class RolloutEngine:
     def _evaluate_wave(
         self, rollout: Rollout, policy: RolloutPolicy, rows: Rows, fleet: Fleet, now: float
     ) -> Rollout:
-        """Advance the wave once its devices are settled, the new bundle ran for the dwell time
-        and the gates pass; halt if a gate trips. The rollout as it is then."""
+        """Advance the wave (of a running rollout) once its devices are settled, the new
+        bundle ran for the dwell time and the gates pass; halt if a gate trips. The rollout as
+        it is then."""
         wave = self.store.rollout_waves(rollout.id)[rollout.wave]
         wave_rows = [row for row in rows.values() if row.wave == rollout.wave]
         progress = wave_progress(wave_rows, fleet, wave.started_at, policy, now)
+        ready = progress.settled and rollout.state == "running"
         verdict = Verdict()
         key = (rollout.id, rollout.wave)
         due = now - self._gates_checked.get(key, -math.inf) >= self.gate_interval
-        if progress.settled or due:
+        if ready or due:
             self._gates_checked[key] = now
             verdict = health_verdict(
                 policy,
@@ -307,10 +310,15 @@ class RolloutEngine:
             )
             if verdict.tripped is not None:
                 return self._halt(rollout, policy, verdict.tripped, now)
-        if progress.settled and verdict.waiting is None:
+        if ready and verdict.waiting is None:
             self._gates_checked.pop(key, None)
             return self.store.advance_rollout(rollout.id, rollout.wave, now)
-        reason = progress.reason or f"waiting for the gates: {verdict.waiting}"
+        if progress.reason:
+            reason = progress.reason
+        elif verdict.waiting is not None:
+            reason = f"waiting for the gates: {verdict.waiting}"
+        else:
+            reason = "settled; the rollout is paused"
         if reason != wave.reason:
             self.store.set_wave_reason(rollout.id, rollout.wave, reason)
         return rollout
