@@ -101,6 +101,7 @@ class RolloutStatus(RolloutOut):
 
 
 RolloutId = Annotated[int, PathParam(ge=1, le=2**62)]
+_NOT_POLICY = {"bundle_name", "bundle_version", "selector", "signature"}
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such rollout"}}
 _CONFLICT: dict[int | str, dict[str, Any]] = {
     **_NOT_FOUND,
@@ -125,14 +126,7 @@ def rollout_router(
         try:
             selector = Selector.parse(request.selector)
             policy = RolloutPolicy.parse(
-                waves=request.waves,
-                max_failure_rate=request.max_failure_rate,
-                dwell=request.dwell,
-                install_timeout=request.install_timeout,
-                drift_gates=request.drift_gates,
-                error_gate=request.error_gate,
-                rate=request.rate,
-                auto_rollback=request.auto_rollback,
+                **request.model_dump(exclude=_NOT_POLICY)  # the rest is the policy's words
             )
         except (SelectorError, RolloutError) as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
