@@ -14,6 +14,8 @@ import pytest
 from fleet_api_server import running_api
 
 from edgewise.fleet.auth import Role, create_token
+from edgewise.fleet.rollouts import RolloutPolicy, start_rollout
+from edgewise.fleet.selector import Selector
 from edgewise.fleet.store import DeviceEvent, Store
 
 
@@ -24,6 +26,17 @@ def test_no_generated_request_makes_a_server_error(store_url: str, tmp_path: Pat
         store.update_labels("b1", {"site": "berlin"})
         store.record_event(DeviceEvent("b1", "installed", 1_700_000_000.0, {"bundle": "b"}))
         store.fire_alert("drift", "credit-3", "drift:credit-3", {"psi": 0.3}, 1_700_000_000.0)
+        # A rollout to pause, resume, abort and read (the API refuses new ones: no repository).
+        start_rollout(
+            store,
+            ("credit", 4),
+            Selector.parse("site=berlin"),
+            RolloutPolicy.parse(),
+            actor="seed",
+            statement={},
+            signature=None,
+            now=1_700_000_000.0,
+        )
         token = create_token(store, "fuzzer", Role.ADMIN)
     with running_api(store_url) as url:
         result = subprocess.run(

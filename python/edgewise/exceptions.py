@@ -91,3 +91,8 @@ class CommandError(EdgewiseError, ValueError):
 
 class ConfigError(EdgewiseError, ValueError):
     """A configuration file or environment override is missing, malformed or contradictory."""
+
+
+class RolloutError(EdgewiseError, ValueError):
+    """A rollout cannot be started or changed: a policy option is malformed (the text names the
+    option), the bundle is unknown, or the rollout's state does not allow the action."""

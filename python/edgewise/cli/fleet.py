@@ -331,3 +331,9 @@ def token_create_command(name: str, role: str, db: str) -> None:
 
     with Store.open(db) as store:
         click.echo(create_token(store, name, Role.parse(role)))
+
+
+# At the end: `rollout` builds on this module's client and options.
+from .rollout import rollout_group  # noqa: E402
+
+fleet_group.add_command(rollout_group)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
@@ -147,12 +148,23 @@ Operator = Annotated[Principal, Depends(_require(Role.OPERATOR))]
 Admin = Annotated[Principal, Depends(_require(Role.ADMIN))]
 
 
-def create_app(store: Store, *, root: Root | None = None) -> FastAPI:
+def create_app(
+    store: Store,
+    *,
+    root: Root | None = None,
+    known_bundle: Callable[[str, int], bool] | None = None,
+) -> FastAPI:
     """The API over `store`. With `root`, operator signatures are checked against its operator
-    keys, both on the requests that carry one and by /v1/audit/verify."""
+    keys, both on the requests that carry one and by /v1/audit/verify. `known_bundle(name,
+    version)` says whether a bundle may be rolled out (the repository's targets,
+    rollouts/catalogue.py); without it every rollout is refused."""
+    from .rollouts.metrics import RolloutCollector
+    from .rollouts.routes import rollout_router  # it imports this module's dependencies
+
     audit = AuditLog(store)
     registry = CollectorRegistry()
     registry.register(_StoreCollector(store))
+    registry.register(RolloutCollector(store))
     requests = Counter(
         "edgewise_http_requests",
         "HTTP requests served, by method, route and status code",
@@ -162,7 +174,7 @@ def create_app(store: Store, *, root: Root | None = None) -> FastAPI:
     app = FastAPI(
         title="edgewise control plane",
         version=__version__,
-        description="Devices, labels, alerts and the audit log of an edgewise fleet.",
+        description="Devices, labels, rollouts, alerts and the audit log of an edgewise fleet.",
     )
     app.state.store = store
     app.add_middleware(_RequestCounter, counter=requests)
@@ -270,16 +282,28 @@ def create_app(store: Store, *, root: Root | None = None) -> FastAPI:
         token = create_token(store, request.name, Role.parse(request.role), entry)
         return TokenCreated(name=request.name, role=request.role, token=token)
 
+    app.include_router(
+        rollout_router(store, known_bundle or _no_bundle_is_known, checked_signature)
+    )
     return app
 
 
 def app_from_environment() -> FastAPI:
-    """For `uvicorn --factory`: the store at $EDGEWISE_DB (default control.db), and the
-    operator keys of the trust root at $EDGEWISE_ROOT (a root.json) when set."""
+    """For `uvicorn --factory`: the store at $EDGEWISE_DB (default control.db), the operator
+    keys of the trust root at $EDGEWISE_ROOT (a root.json) and the bundles of the repository
+    directory at $EDGEWISE_REPOSITORY, when set."""
+    from .rollouts.catalogue import repository_catalogue
+
     store = Store.open(os.environ.get("EDGEWISE_DB", "control.db"))
     root_path = os.environ.get("EDGEWISE_ROOT")
     root = None if root_path is None else Metadata[Root].from_file(root_path).signed
-    return create_app(store, root=root)
+    repository = os.environ.get("EDGEWISE_REPOSITORY")
+    known = None if repository is None else repository_catalogue(Path(repository))
+    return create_app(store, root=root, known_bundle=known)
+
+
+def _no_bundle_is_known(name: str, version: int) -> bool:
+    return False
 
 
 def _known(device: Device | None, device_id: str) -> Device:

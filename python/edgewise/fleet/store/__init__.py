@@ -12,6 +12,8 @@ from .alerts import Alert, AlertQueries
 from .audit_log import AuditQueries, AuditRow, AuditWrite
 from .database import SCHEMA_VERSION
 from .devices import Device, DeviceEvent, DeviceQueries
+from .rollout_devices import RolloutDevice, RolloutDeviceQueries
+from .rollouts import NewRollout, Rollout, RolloutQueries, RolloutWave
 from .telemetry import TelemetryQueries, TelemetryWindow
 from .tokens import TokenQueries, TokenRow
 
@@ -22,11 +24,23 @@ __all__ = [
     "AuditWrite",
     "Device",
     "DeviceEvent",
+    "NewRollout",
+    "Rollout",
+    "RolloutDevice",
+    "RolloutWave",
     "Store",
     "TelemetryWindow",
     "TokenRow",
 ]
 
 
-class Store(DeviceQueries, TelemetryQueries, AlertQueries, AuditQueries, TokenQueries):
+class Store(
+    DeviceQueries,
+    TelemetryQueries,
+    AlertQueries,
+    AuditQueries,
+    TokenQueries,
+    RolloutQueries,
+    RolloutDeviceQueries,
+):
     """The repository of control-plane state. Thread-safe; open one per process."""

@@ -18,7 +18,7 @@ from typing import Any, Self
 from ...exceptions import StoreError
 
 #: Bump with any change to schema.sql.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)

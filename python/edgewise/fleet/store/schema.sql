@@ -61,14 +61,20 @@ CREATE TABLE IF NOT EXISTS alerts (
 -- At most one firing alert per dedup key; once resolved the same condition may fire again.
 CREATE UNIQUE INDEX IF NOT EXISTS alerts_one_firing ON alerts (dedup_key) WHERE state = 'firing';
 
+-- A staged rollout of one bundle to the devices a label selector picks (fleet/rollouts/).
+-- `wave` is the wave in progress; `rollback` says which devices go back to their previous
+-- bundle: 'wave' (the halted wave, --auto-rollback), 'all' (abort --rollback), or none.
 CREATE TABLE IF NOT EXISTS rollouts (
     id {serial},
     bundle_name TEXT NOT NULL,
     bundle_version INTEGER NOT NULL,
     selector TEXT NOT NULL,
     policy TEXT NOT NULL DEFAULT '{}',
-    state TEXT NOT NULL,
+    state TEXT NOT NULL
+        CHECK (state IN ('running', 'paused', 'halted', 'aborted', 'completed')),
     reason TEXT,
+    wave INTEGER NOT NULL DEFAULT 0,
+    rollback TEXT CHECK (rollback IN ('wave', 'all')),
     created_by TEXT NOT NULL,
     created_at DOUBLE PRECISION NOT NULL,
     updated_at DOUBLE PRECISION NOT NULL
@@ -77,23 +83,37 @@ CREATE TABLE IF NOT EXISTS rollouts (
 CREATE TABLE IF NOT EXISTS rollout_waves (
     rollout_id INTEGER NOT NULL REFERENCES rollouts (id) ON DELETE CASCADE,
     wave INTEGER NOT NULL,
-    percent DOUBLE PRECISION NOT NULL,
-    state TEXT NOT NULL,
+    size TEXT NOT NULL,
+    state TEXT NOT NULL
+        CHECK (state IN ('pending', 'running', 'succeeded', 'halted', 'aborted')),
+    reason TEXT,
     started_at DOUBLE PRECISION,
     finished_at DOUBLE PRECISION,
     PRIMARY KEY (rollout_id, wave)
 );
 
+-- One row per device the rollout reached. `event_mark` is the last device_events id when the
+-- latest command went out: only later events answer it (ids, unlike device clocks, do not
+-- skew). `previous_*` is what the device ran before, the target of a rollback.
 CREATE TABLE IF NOT EXISTS rollout_devices (
     rollout_id INTEGER NOT NULL REFERENCES rollouts (id) ON DELETE CASCADE,
     device_id TEXT NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
     wave INTEGER NOT NULL,
-    state TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'installing', 'succeeded',
+        'failed', 'skipped', 'rolling_back', 'rolled_back')),
     reason TEXT,
     updated_at DOUBLE PRECISION NOT NULL,
+    sent_at DOUBLE PRECISION,
+    seq BIGINT,
+    event_mark BIGINT NOT NULL DEFAULT 0,
+    previous_name TEXT,
+    previous_version INTEGER,
+    switched_at DOUBLE PRECISION,
+    rollback_sent_at DOUBLE PRECISION,
     PRIMARY KEY (rollout_id, device_id),
     FOREIGN KEY (rollout_id, wave) REFERENCES rollout_waves (rollout_id, wave)
 );
+CREATE INDEX IF NOT EXISTS rollout_devices_by_state ON rollout_devices (rollout_id, state);
 
 -- Append-only and hash-chained (audit.py): seq is the entry's place in the chain, so two writers
 -- racing for the same place cannot both succeed.
