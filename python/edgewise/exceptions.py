@@ -91,3 +91,11 @@ class CommandError(EdgewiseError, ValueError):
 
 class ConfigError(EdgewiseError, ValueError):
     """A configuration file or environment override is missing, malformed or contradictory."""
+
+
+class BrokerConfigError(EdgewiseError, ValueError):
+    """The embedded broker's settings are unusable: password file, ACL, TLS files, address."""
+
+
+class BrokerStartError(EdgewiseError, OSError):
+    """The embedded broker could not start listening (port in use, address not available)."""
