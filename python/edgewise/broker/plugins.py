@@ -69,8 +69,9 @@ class FleetAuthPlugin(BaseAuthPlugin):
             )
             return False
         set_idle_limit = policy.idle_limits.get((session.remote_address, session.remote_port))
-        if set_idle_limit is not None and session.keep_alive > 0:
-            set_idle_limit(math.ceil(session.keep_alive * KEEPALIVE_GRACE))
+        if set_idle_limit is not None:  # keepalive 0: the client asked not to be timed out
+            keep_alive = session.keep_alive
+            set_idle_limit(math.ceil(keep_alive * KEEPALIVE_GRACE) if keep_alive > 0 else None)
         return True
 
 

@@ -68,18 +68,20 @@ class _GuardedReader(StreamReaderAdapter):
     def __init__(self, reader: asyncio.StreamReader, max_read: int) -> None:
         super().__init__(reader)
         self._max_read = max_read
-        self._idle_limit = CONNECT_TIMEOUT
+        self._idle_limit: float | None = CONNECT_TIMEOUT  # until the CONNECT is accepted
         self._last_data = time.monotonic()
 
-    def set_idle_limit(self, seconds: float) -> None:
+    def set_idle_limit(self, seconds: float | None) -> None:
         self._idle_limit = seconds
 
     async def read(self, n: int = -1) -> bytes:
         if n > self._max_read:
             raise PacketTooLarge(f"a {n}-byte field, over the cap of {self._max_read}")
-        remaining = self._last_data + self._idle_limit - time.monotonic()
+        timeout = None
+        if self._idle_limit is not None:
+            timeout = max(self._last_data + self._idle_limit - time.monotonic(), 0.0)
         try:
-            data = await asyncio.wait_for(super().read(n), timeout=max(remaining, 0.0))
+            data = await asyncio.wait_for(super().read(n), timeout)
         except TimeoutError:
             raise IdleTimeout(f"nothing received for {self._idle_limit:g}s") from None
         self._last_data = time.monotonic()
@@ -233,7 +235,7 @@ class EmbeddedBroker:
             await broker.shutdown()
             raise
         self._port = int(server.sockets[0].getsockname()[1])
-        log.info("listening on %s", self.url)
+        log.debug("listening on %s", self.url)
         self._ready.set()
         try:
             await self._stop_requested.wait()
