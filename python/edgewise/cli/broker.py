@@ -104,9 +104,9 @@ def broker_group(
     if password_file is None:
         log.warning("no --password-file: any client may connect under any username")
     stopping = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stopping.set())
     with broker:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stopping.set())
         click.echo(f"listening on {broker.url}")
         sys.stdout.flush()
         stopping.wait()
