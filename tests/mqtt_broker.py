@@ -253,8 +253,8 @@ class Broker(_Endpoint):
 
 class EmbeddedMqttBroker(_Endpoint):
     """The embedded broker in this process, with the same users (Mosquitto's password file)
-    and the fleet ACL. `stop` and `start` again keep the port; sessions and retained
-    messages live in memory, so a restart loses them (as Mosquitto without persistence)."""
+    and the fleet ACL. `stop` and `start` again keep the port and the retained messages (in a
+    file); sessions live in memory, so a restart loses them."""
 
     def __init__(
         self, directory: Path, credentials: Credentials, certificates: Certificates | None = None
@@ -270,6 +270,7 @@ class EmbeddedMqttBroker(_Endpoint):
             self.port,
             password_file=self.credentials.password_file,
             tls=None if tls is None else ServerTls(tls.server_cert, tls.server_key),
+            retained_file=self.directory / "retained.db",
         ).start(START_TIMEOUT)
 
     def stop(self) -> None:

@@ -134,6 +134,22 @@ def test_a_resumed_session_gets_no_retained_message_of_other_clients_subscriptio
     assert resumed.topics_until(CMD_B) == [CMD_B]
 
 
+def test_retained_metadata_and_states_survive_a_broker_restart_and_can_be_cleared(
+    broker: AnyBroker, connect: Connect, raw: Raw
+) -> None:
+    publish(connect, "control", TIMESTAMP, b'{"signed": "timestamp"}', retain=True)
+    publish(connect, "dev-a", STATE_A, encode(State(status=Status.ONLINE)), retain=True)
+    publish(connect, "control", tuf_topic("snapshot"), b"old", retain=True)
+    publish(connect, "control", tuf_topic("snapshot"), b"", retain=True)  # cleared
+    broker.stop()
+    broker.start()
+    reader = raw("control", "control-after-restart").start()
+    reader.subscribe("edgewise/v1/#")
+    sentinel = f"{ALERTS}/sentinel"
+    publish(connect, "control", sentinel, b"not retained")
+    assert sorted(reader.topics_until(sentinel)) == sorted([TIMESTAMP, STATE_A, sentinel])
+
+
 def test_qos1_messages_sent_while_a_device_is_away_arrive_in_order_when_it_returns(
     connect: Connect,
 ) -> None:

@@ -30,7 +30,13 @@ from amqtt.session import Session
 from ..exceptions import BrokerConfigError, BrokerStartError
 from ..transport.acl import Acl, Rule, fleet_acl
 from .passwords import read_password_file
-from .plugins import FleetAuthPlugin, FleetTopicPlugin, Policy, QueueLimitPlugin
+from .plugins import (
+    FleetAuthPlugin,
+    FleetTopicPlugin,
+    Policy,
+    QueueLimitPlugin,
+    RetainedFilePlugin,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +46,7 @@ CONNECT_TIMEOUT = 10.0  # seconds a new connection has to send its CONNECT
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
 _LISTENER = "default"
+_PLUGINS = (FleetAuthPlugin, FleetTopicPlugin, QueueLimitPlugin, RetainedFilePlugin)
 
 
 @dataclass(frozen=True)
@@ -127,8 +134,8 @@ class EmbeddedBroker:
     """An MQTT broker for the demo, the tests and small fleets: `start()` returns once it
     listens; `stop()` (or leaving the `with` block) closes every connection.
 
-    Sessions, queued messages and retained messages live in memory: a restart loses them
-    (the control plane republishes its retained TUF metadata when it connects)."""
+    Sessions and queued messages live in memory: a restart loses them. Retained messages do
+    too, unless `retained_file` keeps them."""
 
     def __init__(
         self,
@@ -140,11 +147,13 @@ class EmbeddedBroker:
         max_payload: int = DEFAULT_MAX_PAYLOAD,
         max_queued: int = DEFAULT_MAX_QUEUED,
         tls: ServerTls | None = None,
+        retained_file: Path | None = None,
     ) -> None:
         """`port` 0 picks a free port (read `port` after `start`). `password_file` is a
         Mosquitto password file; None accepts any client under the username it gives (for
         loopback only). `acl` defaults to the fleet protocol's; None lets every client publish
-        and read everything."""
+        and read everything. `retained_file`: an SQLite file that keeps retained messages
+        across restarts (None: in memory only)."""
         if max_payload < 1 or max_queued < 1:
             raise BrokerConfigError("max_payload and max_queued must be at least 1")
         self.host = host
@@ -156,6 +165,7 @@ class EmbeddedBroker:
             passwords=None if password_file is None else read_password_file(password_file),
             acl=None if acl is None else Acl(acl),
             max_queued=max_queued,
+            retained_file=retained_file,
         )
         self._port: int | None = None
         self._thread: threading.Thread | None = None
@@ -267,11 +277,7 @@ class EmbeddedBroker:
             # Connections come from our own listener (see the module docstring); amqtt skips
             # listeners without a bind address, hence the placeholder.
             "listeners": {_LISTENER: {"type": "external", "bind": "edgewise"}},
-            "plugins": {
-                f"{FleetAuthPlugin.__module__}.{FleetAuthPlugin.__name__}": plugin,
-                f"{FleetTopicPlugin.__module__}.{FleetTopicPlugin.__name__}": plugin,
-                f"{QueueLimitPlugin.__module__}.{QueueLimitPlugin.__name__}": plugin,
-            },
+            "plugins": {f"{p.__module__}.{p.__qualname__}": plugin for p in _PLUGINS},
         }
 
 

@@ -58,6 +58,12 @@ log = logging.getLogger("edgewise.broker")
     help="Serve MQTT over TLS with this PEM certificate chain (with --tls-key).",
 )
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--retained-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Keep retained messages (TUF metadata, device states) in this SQLite file, so that "
+    "they survive a restart. Without it they live in memory.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log every connection (amqtt's log).")
 @click.pass_context
 def broker_group(
@@ -70,6 +76,7 @@ def broker_group(
     max_payload: int,
     tls_cert: Path | None,
     tls_key: Path | None,
+    retained_file: Path | None,
     verbose: bool,
 ) -> None:
     """Run an embedded MQTT 3.1.1 broker until SIGTERM or SIGINT (then exit 0).
@@ -100,6 +107,7 @@ def broker_group(
         acl=fleet_acl(control_user) if acl == "fleet" else None,
         max_payload=max_payload,
         tls=None if tls_cert is None or tls_key is None else ServerTls(tls_cert, tls_key),
+        retained_file=retained_file,
     )
     if password_file is None:
         log.warning("no --password-file: any client may connect under any username")
