@@ -2,11 +2,12 @@
 protocol's password file, ACL, payload cap and keepalive.
 
 edgewise owns the listening socket and hands each connection to amqtt as an "external"
-connection. That is where two things amqtt 0.12.1 lacks are enforced, before amqtt reads a
-byte: the payload cap (a PUBLISH over the cap closes the connection, as Mosquitto's
-`max_packet_size` does, before its payload is read into memory) and the keepalive (amqtt notices
-a silent client only when its socket closes, so a half-open connection would never yield its
-last will). It also makes port 0 (any free port) work.
+connection. That is where two things amqtt 0.12.1 lacks are enforced: the payload cap (a
+PUBLISH over the cap closes the connection, as Mosquitto's `max_packet_size` does, before its
+payload is read into memory) and the keepalive (amqtt notices a silent client only when its
+socket closes, so a half-open connection would never yield its last will: here a connection
+silent for 1.5 x its keepalive is closed, and amqtt publishes the will). It also makes port 0
+(any free port) work.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_PAYLOAD = 256 * 1024  # bytes; bundle chunks and profiles stay well under it
 DEFAULT_MAX_QUEUED = 1000  # per absent client, as Mosquitto's max_queued_messages
 CONNECT_TIMEOUT = 10.0  # seconds a new connection has to send its CONNECT
+IDLE_CHECK_INTERVAL = 0.5  # seconds between looks for connections past their idle limit
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
 _LISTENER = "default"
@@ -61,37 +63,30 @@ class PacketTooLarge(Exception):
     """Ends a connection whose packet carries a field over the payload cap."""
 
 
-class IdleTimeout(Exception):
-    """Ends a connection that sent nothing for 1.5 times its keepalive."""
-
-
 class _GuardedReader(StreamReaderAdapter):
-    """amqtt's stream reader with a cap on each read and an idle limit between packets' bytes.
+    """amqtt's stream reader with a cap on each read, and the time the client last sent.
 
     amqtt reads a PUBLISH payload with one `read(n)` of exactly its length, so refusing large
-    `n` refuses large payloads before they are buffered. Any exception ends the connection
+    `n` refuses large payloads before they are buffered. The exception ends the connection
     abnormally (amqtt then publishes the client's will)."""
 
     def __init__(self, reader: asyncio.StreamReader, max_read: int) -> None:
         super().__init__(reader)
         self._max_read = max_read
-        self._idle_limit: float | None = CONNECT_TIMEOUT  # until the CONNECT is accepted
-        self._last_data = time.monotonic()
+        self.idle_limit: float | None = CONNECT_TIMEOUT  # until the CONNECT is accepted
+        self.last_data = time.monotonic()
 
     def set_idle_limit(self, seconds: float | None) -> None:
-        self._idle_limit = seconds
+        self.idle_limit = seconds
+
+    def expired(self, now: float) -> bool:
+        return self.idle_limit is not None and now - self.last_data > self.idle_limit
 
     async def read(self, n: int = -1) -> bytes:
         if n > self._max_read:
             raise PacketTooLarge(f"a {n}-byte field, over the cap of {self._max_read}")
-        timeout = None
-        if self._idle_limit is not None:
-            timeout = max(self._last_data + self._idle_limit - time.monotonic(), 0.0)
-        try:
-            data = await asyncio.wait_for(super().read(n), timeout)
-        except TimeoutError:
-            raise IdleTimeout(f"nothing received for {self._idle_limit:g}s") from None
-        self._last_data = time.monotonic()
+        data = await super().read(n)
+        self.last_data = time.monotonic()
         return data
 
 
@@ -173,6 +168,7 @@ class EmbeddedBroker:
         self._stop_requested: asyncio.Event | None = None
         self._ready = threading.Event()
         self._failure: BaseException | None = None
+        self._open: dict[_GuardedReader, asyncio.StreamWriter] = {}  # loop thread only
 
     @property
     def port(self) -> int:
@@ -247,9 +243,11 @@ class EmbeddedBroker:
         self._port = int(server.sockets[0].getsockname()[1])
         log.debug("listening on %s", self.url)
         self._ready.set()
+        watchdog = asyncio.create_task(self._close_idle_connections())
         try:
             await self._stop_requested.wait()
         finally:
+            watchdog.cancel()
             server.close()
             await broker.shutdown()
             await server.wait_closed()
@@ -262,14 +260,31 @@ class EmbeddedBroker:
         peer = adapter.get_peer_info()
         if peer is not None:
             self.policy.idle_limits[peer] = guarded.set_idle_limit
+        self._open[guarded] = writer
         try:
             await broker.external_connected(guarded, adapter, _LISTENER)
-        except (PacketTooLarge, IdleTimeout, ConnectionError) as exc:
+        except (PacketTooLarge, ConnectionError) as exc:
             log.warning("%s: connection closed before it was set up: %s", peer, exc)
         finally:
+            del self._open[guarded]
             if peer is not None:
                 self.policy.idle_limits.pop(peer, None)
             writer.close()
+
+    async def _close_idle_connections(self) -> None:
+        """Close connections silent for longer than their limit: to amqtt that is the same as
+        a client whose socket died, so it publishes the client's will."""
+        while True:
+            await asyncio.sleep(IDLE_CHECK_INTERVAL)
+            now = time.monotonic()
+            for reader, writer in list(self._open.items()):
+                if reader.expired(now):
+                    log.warning(
+                        "%s: nothing received for %gs: closing",
+                        writer.get_extra_info("peername"),
+                        reader.idle_limit,
+                    )
+                    writer.transport.abort()
 
     def _amqtt_config(self) -> dict[str, Any]:
         plugin = {"policy": self.policy}
