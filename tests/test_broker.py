@@ -33,7 +33,9 @@ class RawClient:
     """A bare paho client that records *every* message it is sent, whether it subscribed to
     its topic or not (a fleet `Connection` drops what matches none of its subscriptions)."""
 
-    def __init__(self, port: int, user: str, password: str, client_id: str) -> None:
+    def __init__(
+        self, port: int, user: str, password: str, client_id: str, manual_ack: bool = False
+    ) -> None:
         self.port = port
         self.received: list[tuple[str, bytes]] = []
         self._condition = threading.Condition()
@@ -46,6 +48,7 @@ class RawClient:
             protocol=paho.MQTTv311,
         )
         self.client.username_pw_set(user, password)
+        self.client.manual_ack_set(manual_ack)  # True: receive, never acknowledge
         self.client.on_message = self._on_message
         self.client.on_connect = lambda *_: self._connected.set()
         self.client.on_subscribe = lambda *_: self._subscribed.set()
@@ -89,9 +92,9 @@ def raw(broker: AnyBroker) -> Iterator[Raw]:
     """Make a `RawClient` as `user` (client id: `client_id`, default the user)."""
     made: list[RawClient] = []
 
-    def make(user: str, client_id: str | None = None) -> RawClient:
+    def make(user: str, client_id: str | None = None, manual_ack: bool = False) -> RawClient:
         password = broker.credentials.passwords[user]
-        made.append(RawClient(broker.port, user, password, client_id or user))
+        made.append(RawClient(broker.port, user, password, client_id or user, manual_ack))
         return made[-1]
 
     yield make
@@ -174,6 +177,25 @@ def test_qos1_messages_sent_while_a_device_is_away_arrive_in_order_when_it_retur
     assert back.wait_for(lambda got: len(got) >= 20), f"only {len(back.received)} arrived"
     assert [m.body for m in back.received] == [f"command {i}".encode() for i in range(20)]
     assert first.received == []
+
+
+def test_a_command_delivered_but_not_acknowledged_before_a_crash_is_sent_again(
+    connect: Connect, raw: Raw
+) -> None:
+    """The device's socket got the command, then the device died before its PUBACK: the broker
+    must send it again when the session resumes (amqtt forgot it; edgewise's plugin does not)."""
+    doomed = raw("dev-a", manual_ack=True)
+    doomed.start().subscribe(CMD_A)
+    publish(connect, "control", CMD_A, b"install credit 4")
+    assert doomed.topics_until(CMD_A) == [CMD_A]
+    doomed.client.loop_stop()
+    line = doomed.client.socket()
+    assert line is not None
+    line.close()  # no PUBACK, no DISCONNECT
+    resumed = Collector()
+    connect("dev-a", {CMD_A: resumed})
+    assert resumed.wait_for(lambda got: len(got) == 1)
+    assert resumed.received[0].body == b"install credit 4"
 
 
 def test_a_half_open_connection_yields_the_last_will_after_the_keepalive(

@@ -38,6 +38,7 @@ from .plugins import (
     QueueLimitPlugin,
     RetainedFilePlugin,
 )
+from .redelivery import RedeliveryPlugin
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,13 @@ IDLE_CHECK_INTERVAL = 0.5  # seconds between looks for connections past their id
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
 _LISTENER = "default"
-_PLUGINS = (FleetAuthPlugin, FleetTopicPlugin, QueueLimitPlugin, RetainedFilePlugin)
+_PLUGINS = (
+    FleetAuthPlugin,
+    FleetTopicPlugin,
+    QueueLimitPlugin,
+    RetainedFilePlugin,
+    RedeliveryPlugin,
+)
 
 
 @dataclass(frozen=True)
