@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,47 +123,3 @@ class QueueLimitPlugin(BasePlugin[BrokerContext]):
             dropped += 1
         if dropped:
             log.warning("%s: queue full (%d messages): dropped the oldest", client_id, limit)
-
-
-class RetainedFilePlugin(BasePlugin[BrokerContext]):
-    """Keeps the retained messages (TUF metadata, device states) in an SQLite file, so that a
-    restarted broker still answers a new subscriber with the fleet's latest word."""
-
-    Config = PolicyConfig
-
-    def __init__(self, context: BrokerContext) -> None:
-        super().__init__(context)
-        path: Path | None = self.config.policy.retained_file
-        self._db: sqlite3.Connection | None = None
-        if path is not None:
-            self._db = sqlite3.connect(path, isolation_level=None)  # autocommit
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS retained"
-                " (topic TEXT PRIMARY KEY, payload BLOB NOT NULL, qos INTEGER NOT NULL)"
-            )
-
-    async def on_broker_post_start(self) -> None:
-        if self._db is None:
-            return
-        rows = self._db.execute("SELECT topic, payload, qos FROM retained").fetchall()
-        for topic, payload, qos in rows:
-            await self.context.retain_message(topic, payload, qos)
-        log.info("%d retained messages restored", len(rows))
-
-    async def on_broker_retained_message(
-        self, *, client_id: str | None, retained_message: Any
-    ) -> None:
-        if self._db is None or client_id is not None:  # not a retained topic: a queued message
-            return
-        if retained_message.data:
-            self._db.execute(
-                "INSERT OR REPLACE INTO retained VALUES (?, ?, ?)",
-                (retained_message.topic, bytes(retained_message.data), retained_message.qos or 0),
-            )
-        else:  # an empty retained publish clears the topic
-            self._db.execute("DELETE FROM retained WHERE topic = ?", (retained_message.topic,))
-
-    async def close(self) -> None:
-        if self._db is not None:
-            self._db.close()

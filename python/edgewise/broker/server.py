@@ -25,20 +25,13 @@ from typing import Any
 
 from amqtt.adapters import StreamReaderAdapter, StreamWriterAdapter
 from amqtt.broker import Broker
-from amqtt.contexts import Action
-from amqtt.session import Session
 
 from ..exceptions import BrokerConfigError, BrokerStartError
 from ..transport.acl import Acl, Rule, fleet_acl
 from .passwords import read_password_file
-from .plugins import (
-    FleetAuthPlugin,
-    FleetTopicPlugin,
-    Policy,
-    QueueLimitPlugin,
-    RetainedFilePlugin,
-)
+from .plugins import FleetAuthPlugin, FleetTopicPlugin, Policy, QueueLimitPlugin
 from .redelivery import RedeliveryPlugin
+from .retained import FleetBroker, RetainedFilePlugin
 
 log = logging.getLogger(__name__)
 
@@ -95,41 +88,6 @@ class _GuardedReader(StreamReaderAdapter):
         data = await super().read(n)
         self.last_data = time.monotonic()
         return data
-
-
-class _FleetBroker(Broker):
-    """amqtt's broker with retained messages delivered as MQTT 3.1.1 and the ACL require.
-
-    amqtt 0.12.1 sends the retained messages that match a new subscription without asking the
-    topic plugins whether the client may read them, and when a persistent session resumes it
-    sends the retained messages matching *every* client's subscriptions, at QoS 0. Here a
-    client gets only the retained messages of its own subscriptions that it may read."""
-
-    async def _publish_retained_messages_for_subscription(
-        self, subscription: tuple[str, int], session: Session
-    ) -> None:
-        topic_filter, _ = subscription
-        qos = next(
-            (
-                q
-                for s, q in self._subscriptions.get(topic_filter, [])
-                if s.client_id == session.client_id
-            ),
-            None,
-        )
-        handler = self._get_handler(session)
-        if qos is None or handler is None:
-            return
-        sends = [
-            asyncio.ensure_future(
-                handler.mqtt_publish(topic, retained.data, min(qos, retained.qos or 0), True)
-            )
-            for topic, retained in list(self._retained_messages.items())
-            if self._matches(topic, topic_filter)
-            and await self._topic_filtering(session, topic, Action.RECEIVE)
-        ]
-        if sends:
-            await asyncio.wait(sends)
 
 
 class EmbeddedBroker:
@@ -235,7 +193,7 @@ class EmbeddedBroker:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop_requested = asyncio.Event()
-        broker = _FleetBroker(self._amqtt_config())
+        broker = FleetBroker(self._amqtt_config())
         await broker.start()
         try:
             server = await asyncio.start_server(
