@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ..exceptions import BrokerConfigError
 
-PBKDF2_ITERATIONS = 20_000  # ~10 ms per check here: cheap for a connect, costly for a guesser
+PBKDF2_ITERATIONS = 20_000  # tens of ms per check: fine for a connect, costly for a guesser
 SALT_BYTES = 12  # as mosquitto_passwd
 MAX_ITERATIONS = 10_000_000  # a file asking for more would stall every connect
 _DIGEST_BYTES = 64  # SHA-512

@@ -7,6 +7,7 @@ the broker's one `Policy` through its config.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from dataclasses import dataclass, field
@@ -59,7 +60,10 @@ class FleetAuthPlugin(BaseAuthPlugin):
         user = session.username
         if policy.passwords is not None:
             encoded = policy.passwords.get(user or "")
-            if encoded is None or not verify_password(session.password or "", encoded):
+            # The slow hash runs in a worker thread (hashlib releases the GIL), not on the
+            # event loop that serves every other client.
+            password = session.password or ""
+            if encoded is None or not await asyncio.to_thread(verify_password, password, encoded):
                 log.warning("%s: refused: bad username or password (%r)", session.client_id, user)
                 return False
         if session.will_flag and not policy.allows(user, session.will_topic or "", Access.WRITE):
