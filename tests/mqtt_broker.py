@@ -21,10 +21,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from edgewise.broker import EmbeddedBroker, ServerTls
 from edgewise.transport import BrokerSettings, Connection, Inbound, Tls, Will
 from edgewise.transport.acl import CONTROL_USER, mosquitto_acl
 
@@ -260,9 +260,12 @@ class EmbeddedMqttBroker(_Endpoint):
         self, directory: Path, credentials: Credentials, certificates: Certificates | None = None
     ) -> None:
         super().__init__(directory, credentials, certificates)
-        self._broker: EmbeddedBroker | None = None
+        self._broker: Any = None  # an EmbeddedBroker while running
 
     def start(self) -> None:
+        # Imported here: amqtt is not worth loading for the test runs that never use it.
+        from edgewise.broker import EmbeddedBroker, ServerTls
+
         assert self._broker is None, "broker already running"
         tls = self.certificates
         self._broker = EmbeddedBroker(

@@ -1,7 +1,8 @@
 """Broker behaviours the fleet protocol relies on, against Mosquitto and the embedded broker
-alike: retained messages only for clients allowed to read them, queued QoS 1 delivery to a
-persistent session, the last will on a silent (half-open) connection, no forged wills, 100 KB
-payloads. Then what only the embedded broker has to prove: its payload cap."""
+alike: retained messages only for clients allowed to read them and kept across a restart,
+queued QoS 1 delivery to a persistent session, a command resent after a crash before its
+PUBACK, the last will on a silent (half-open) connection, no forged wills, 100 KB payloads.
+Then what only the embedded broker has to prove: its payload cap."""
 
 from __future__ import annotations
 
