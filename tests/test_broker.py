@@ -83,6 +83,9 @@ class RawClient:
     def stop(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+        line = self.client.socket()
+        if line is not None:  # the network thread stopped before it closed the socket
+            line.close()
 
 
 Raw = Callable[..., RawClient]
@@ -265,4 +268,16 @@ def test_a_payload_over_the_cap_disconnects_its_publisher_and_reaches_no_one(
         small.client.publish(f"{ALERTS}/small", b"x" * 10_000, qos=1)
         assert reader.topics_until(f"{ALERTS}/small") == [f"{ALERTS}/small"]
         for client in (reader, small):
+            client.stop()
+
+
+def test_without_password_file_or_acl_anyone_connects_and_reads_everything() -> None:
+    """The loopback demo mode: `edgewise broker --acl none` with no --password-file."""
+    with EmbeddedBroker(port=0, acl=None) as server:
+        reader = RawClient(server.port, "anyone", "", "reader").start()
+        reader.subscribe("#")
+        writer = RawClient(server.port, "dev-b", "wrong", "writer").start()
+        writer.client.publish(CMD_A, b"unchecked", qos=1)
+        assert reader.topics_until(CMD_A) == [CMD_A]
+        for client in (reader, writer):
             client.stop()

@@ -215,7 +215,12 @@ class EmbeddedBroker:
             watchdog.cancel()
             server.close()
             await broker.shutdown()
+            # Connections whose clients had not gone yet: closed here, while the loop still
+            # runs to finish closing them.
+            for writer in list(self._open.values()):
+                writer.transport.abort()
             await server.wait_closed()
+            await asyncio.sleep(0)
 
     async def _connected(
         self, broker: Broker, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
