@@ -39,6 +39,7 @@ class RawClient:
     ) -> None:
         self.port = port
         self.received: list[tuple[str, bytes]] = []
+        self.retain_flags: list[bool] = []
         self._condition = threading.Condition()
         self._connected = threading.Event()
         self._subscribed = threading.Event()
@@ -57,6 +58,7 @@ class RawClient:
     def _on_message(self, client: paho.Client, userdata: object, message: paho.MQTTMessage):
         with self._condition:
             self.received.append((message.topic, bytes(message.payload)))
+            self.retain_flags.append(bool(message.retain))
             self._condition.notify_all()
 
     def start(self, keepalive: int = 10, wait: bool = True) -> RawClient:
@@ -196,10 +198,10 @@ def test_a_command_delivered_but_not_acknowledged_before_a_crash_is_sent_again(
     line = doomed.client.socket()
     assert line is not None
     line.close()  # no PUBACK, no DISCONNECT
-    resumed = Collector()
-    connect("dev-a", {CMD_A: resumed})
-    assert resumed.wait_for(lambda got: len(got) == 1)
-    assert resumed.received[0].body == b"install credit 4"
+    resumed = raw("dev-a", "dev-a").start()
+    assert resumed.topics_until(CMD_A) == [CMD_A]
+    assert resumed.received == [(CMD_A, b"install credit 4")]
+    assert resumed.retain_flags == [False]  # sent again, not a retained message
 
 
 def test_a_half_open_connection_yields_the_last_will_after_the_keepalive(

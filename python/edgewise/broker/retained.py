@@ -25,7 +25,25 @@ class FleetBroker(Broker):
     amqtt 0.12.1 sends the retained messages that match a new subscription without asking the
     topic plugins whether the client may read them, and when a persistent session resumes it
     sends the retained messages matching *every* client's subscriptions, at QoS 0. Here a
-    client gets only the retained messages of its own subscriptions that it may read."""
+    client gets only the retained messages of its own subscriptions that it may read. amqtt
+    also flags the messages it queued for an absent client as retained when it delivers them;
+    here they go out as what they are, ordinary messages (retain 0, as MQTT-3.3.1-9 wants)."""
+
+    async def _publish_session_retained_messages(self, session: Session) -> None:
+        handler = self._get_handler(session)
+        queue = session.retained_messages
+        if handler is None:
+            return
+        sends = []
+        while not queue.empty():
+            queued = queue.get_nowait()
+            sends.append(
+                asyncio.ensure_future(
+                    handler.mqtt_publish(queued.topic, queued.data, queued.qos, False)
+                )
+            )
+        if sends:
+            await asyncio.wait(sends)
 
     async def _publish_retained_messages_for_subscription(
         self, subscription: tuple[str, int], session: Session
