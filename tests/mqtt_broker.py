@@ -1,4 +1,5 @@
-"""A real Mosquitto for the transport tests, on a free loopback port, with users and the ACL.
+"""A real Mosquitto for the transport tests, on a free loopback port, with users and the ACL;
+and the embedded broker (`edgewise.broker`) in the same shape, so tests can run against both.
 
 Each test gets its own broker process (it starts in well under a second) so that tests which
 stop and restart it cannot disturb others. The password file is made once per session with
@@ -20,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -140,8 +142,8 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-class Broker:
-    """One Mosquitto process; `stop` and `start` again keep the port and persisted sessions."""
+class _Endpoint:
+    """What clients need to reach a test broker: its port, credentials and certificates."""
 
     def __init__(
         self, directory: Path, credentials: Credentials, certificates: Certificates | None = None
@@ -150,6 +152,28 @@ class Broker:
         self.credentials = credentials
         self.certificates = certificates
         self.port = free_port()
+
+    def settings(self, user: str) -> BrokerSettings:
+        # Short reconnect delays: tests restart the broker and should not wait a minute.
+        return BrokerSettings(
+            host="127.0.0.1",
+            port=self.port,
+            username=user,
+            password=self.credentials.passwords[user],
+            keepalive=10,
+            backoff_initial=0.2,
+            backoff_max=1.0,
+            tls=None if self.certificates is None else Tls(ca_file=str(self.certificates.ca)),
+        )
+
+
+class Broker(_Endpoint):
+    """One Mosquitto process; `stop` and `start` again keep the port and persisted sessions."""
+
+    def __init__(
+        self, directory: Path, credentials: Credentials, certificates: Certificates | None = None
+    ) -> None:
+        super().__init__(directory, credentials, certificates)
         self.log = directory / "mosquitto.log"
         self.config = directory / "mosquitto.conf"
         acl = directory / "acl"
@@ -190,19 +214,6 @@ class Broker:
         )
         self._process: subprocess.Popen[bytes] | None = None
 
-    def settings(self, user: str) -> BrokerSettings:
-        # Short reconnect delays: tests restart the broker and should not wait a minute.
-        return BrokerSettings(
-            host="127.0.0.1",
-            port=self.port,
-            username=user,
-            password=self.credentials.passwords[user],
-            keepalive=10,
-            backoff_initial=0.2,
-            backoff_max=1.0,
-            tls=None if self.certificates is None else Tls(ca_file=str(self.certificates.ca)),
-        )
-
     def start(self) -> None:
         assert self._process is None, "broker already running"
         self._process = subprocess.Popen(
@@ -240,17 +251,58 @@ class Broker:
         return self.log.read_text() if self.log.exists() else ""
 
 
+class EmbeddedMqttBroker(_Endpoint):
+    """The embedded broker in this process, with the same users (Mosquitto's password file)
+    and the fleet ACL. `stop` and `start` again keep the port and the retained messages (in a
+    file); sessions live in memory, so a restart loses them."""
+
+    def __init__(
+        self, directory: Path, credentials: Credentials, certificates: Certificates | None = None
+    ) -> None:
+        super().__init__(directory, credentials, certificates)
+        self._broker: Any = None  # an EmbeddedBroker while running
+
+    def start(self) -> None:
+        # Imported here: amqtt is not worth loading for the test runs that never use it.
+        from edgewise.broker import EmbeddedBroker, ServerTls
+
+        assert self._broker is None, "broker already running"
+        tls = self.certificates
+        self._broker = EmbeddedBroker(
+            "127.0.0.1",
+            self.port,
+            password_file=self.credentials.password_file,
+            tls=None if tls is None else ServerTls(tls.server_cert, tls.server_key),
+            retained_file=self.directory / "retained.db",
+        ).start(START_TIMEOUT)
+
+    def stop(self) -> None:
+        if self._broker is not None:
+            self._broker.stop(STOP_TIMEOUT)
+            self._broker = None
+
+    def log_text(self) -> str:
+        return ""  # it logs through `logging`, which pytest shows for a failed test
+
+
+AnyBroker = Broker | EmbeddedMqttBroker
+BROKER_KINDS = {"mosquitto": Broker, "embedded": EmbeddedMqttBroker}
+
+
 @pytest.fixture(scope="session")
 def broker_credentials(tmp_path_factory: pytest.TempPathFactory) -> Credentials:
     return make_credentials(tmp_path_factory.mktemp("mqtt-credentials"))
 
 
 def running_broker(
-    factory: pytest.TempPathFactory, credentials: Credentials, certificates: Certificates | None
-) -> Iterator[Broker]:
-    directory = factory.mktemp("mosquitto")
+    factory: pytest.TempPathFactory,
+    credentials: Credentials,
+    certificates: Certificates | None,
+    kind: str = "mosquitto",
+) -> Iterator[AnyBroker]:
+    directory = factory.mktemp(kind)
     os.chmod(directory, 0o700)
-    server = Broker(directory, credentials, certificates)
+    server = BROKER_KINDS[kind](directory, credentials, certificates)
     server.start()
     try:
         yield server
@@ -261,14 +313,32 @@ def running_broker(
 @pytest.fixture
 def broker(
     tmp_path_factory: pytest.TempPathFactory, broker_credentials: Credentials
-) -> Iterator[Broker]:
+) -> Iterator[AnyBroker]:
     yield from running_broker(tmp_path_factory, broker_credentials, None)
+
+
+@pytest.fixture
+def embedded_broker(
+    tmp_path_factory: pytest.TempPathFactory, broker_credentials: Credentials
+) -> Iterator[AnyBroker]:
+    yield from running_broker(tmp_path_factory, broker_credentials, None, "embedded")
+
+
+@pytest.fixture(params=list(BROKER_KINDS))
+def any_broker(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    broker_credentials: Credentials,
+) -> Iterator[AnyBroker]:
+    """Mosquitto, then the embedded broker. A test module runs its `broker` tests against both
+    by overriding `broker` with this one."""
+    yield from running_broker(tmp_path_factory, broker_credentials, None, request.param)
 
 
 @pytest.fixture
 def tls_broker(
     tmp_path_factory: pytest.TempPathFactory, broker_credentials: Credentials
-) -> Iterator[Broker]:
+) -> Iterator[AnyBroker]:
     """A broker that speaks MQTT over TLS only, with a certificate from a throwaway CA."""
     certificates = make_certificates(tmp_path_factory.mktemp("tls"))
     yield from running_broker(tmp_path_factory, broker_credentials, certificates)
@@ -301,7 +371,7 @@ Connect = Callable[..., Connection]
 
 
 @pytest.fixture
-def connect(broker: Broker) -> Iterator[Connect]:
+def connect(broker: AnyBroker) -> Iterator[Connect]:
     """Start a connection as `user` (client id = user unless given), subscribed to
     `subscriptions` (filter -> handler) before it connects; stopped at teardown."""
     started: list[Connection] = []

@@ -1,4 +1,5 @@
-"""The broker ACL against a real Mosquitto: devices stay inside their own topics.
+"""The broker ACL against a real Mosquitto and the embedded broker: devices stay inside their
+own topics.
 
 With MQTT 3.1.1 Mosquitto acknowledges an unauthorised publish and drops it silently, and it
 simply does not deliver what a client may not read. So each test proves non-delivery to a
@@ -12,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from mqtt_broker import DELIVERY_TIMEOUT, Broker, Collector, Connect
+from mqtt_broker import DELIVERY_TIMEOUT, AnyBroker, Collector, Connect
 
 from edgewise.transport import (
     Chunk,
@@ -27,6 +28,12 @@ from edgewise.transport import (
 )
 from edgewise.transport.messages import new_id
 from edgewise.transport.topics import TUF, all_devices, tuf_topic
+
+
+@pytest.fixture
+def broker(any_broker: AnyBroker) -> AnyBroker:
+    """Every test here runs against Mosquitto, then against the embedded broker."""
+    return any_broker
 
 
 def publish_acknowledged(connection: Connection, topic: str, payload: bytes) -> None:
@@ -106,13 +113,13 @@ def test_a_device_cannot_read_another_devices_commands_or_chunks(
 
 
 @pytest.mark.parametrize("password", ["wrong", None])
-def test_wrong_or_missing_credentials_are_refused(broker: Broker, password: str | None) -> None:
+def test_wrong_or_missing_credentials_are_refused(broker: AnyBroker, password: str | None) -> None:
     settings = dataclasses.replace(broker.settings("dev-a"), password=password)
     with Connection("dev-a", settings) as connection:
         assert not connection.wait_connected(3.0)
 
 
-def test_anonymous_clients_are_refused(broker: Broker) -> None:
+def test_anonymous_clients_are_refused(broker: AnyBroker) -> None:
     settings = dataclasses.replace(broker.settings("dev-a"), username=None, password=None)
     with Connection("anonymous", settings) as connection:
         assert not connection.wait_connected(3.0)

@@ -1,4 +1,5 @@
-"""Bundle transfer against a real Mosquitto: windows of chunks, resume, hostile chunks."""
+"""Bundle transfer against a real Mosquitto and the embedded broker: windows of chunks, resume
+(across a broker restart), hostile chunks."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from mqtt_broker import DELIVERY_TIMEOUT, Broker, Connect
+from mqtt_broker import DELIVERY_TIMEOUT, AnyBroker, Connect
 
 from edgewise.exceptions import TransferError
 from edgewise.transport import (
@@ -29,6 +30,12 @@ from edgewise.transport.progress import PROGRESS
 CHUNK_SIZE = 64 * 1024
 XFER_A = device_topic("dev-a", Kind.XFER)
 RUN_TIMEOUT = 60.0
+
+
+@pytest.fixture
+def broker(any_broker: AnyBroker) -> AnyBroker:
+    """Every test here runs against Mosquitto, then against the embedded broker."""
+    return any_broker
 
 
 def make_bundle(directory: Path, length: int, seed: int = 0) -> tuple[Path, BundleRef]:
@@ -76,7 +83,7 @@ def when_received(
 
 
 def test_a_megabyte_survives_hostile_chunks_a_broker_restart_and_a_receiver_restart(
-    tmp_path: Path, broker: Broker, connect: Connect
+    tmp_path: Path, broker: AnyBroker, connect: Connect
 ) -> None:
     bundle_path, ref = make_bundle(tmp_path, 1_000_003)  # 16 chunks, the last one short
     control, server = serve(connect, {ref.sha256: bundle_path})

@@ -54,6 +54,14 @@ class TransferError(EdgewiseError, ValueError):
     have the length and SHA-256 that the request expected."""
 
 
+class BrokerConfigError(EdgewiseError, ValueError):
+    """The embedded broker's settings are unusable: password file, ACL, TLS files, address."""
+
+
+class BrokerStartError(EdgewiseError, OSError):
+    """The embedded broker could not start listening (port in use, address not available)."""
+
+
 class OutboxFullError(EdgewiseError, RuntimeError):
     """The outbox holds as many messages as it may and none of them may be dropped (events)."""
 

@@ -13,6 +13,7 @@ from ..exceptions import EdgewiseError
 #: edge agent must not load rich, pandas or the compiler just to start (docs/agent.md).
 COMMANDS = {
     "agent": "agent:agent_group",
+    "broker": "broker:broker_group",
     "bundle": "bundle:bundle_group",
     "compile": "compile:compile_command",
     "demo": "demo:demo_command",

@@ -9,6 +9,7 @@
     edgewise/v1/devices/{id}/xfer        control -> device (bundle chunks it asked for)
     edgewise/v1/tuf/{role}               control -> everyone, retained TUF metadata
     edgewise/v1/tuf/root/{version}       control -> everyone, retained: every root version
+    edgewise/v1/alerts/...               control -> control (alerts raised and resolved)
 
 A device's MQTT username is its id and the broker's ACL substitutes it into the topic (`%u`),
 so an id must never contain what MQTT or the ACL would read as structure: `/`, `+`, `#`.
@@ -25,6 +26,7 @@ from ..exceptions import MessageError
 ROOT = "edgewise/v1"
 DEVICES = f"{ROOT}/devices"
 TUF = f"{ROOT}/tuf"
+ALERTS = f"{ROOT}/alerts"
 
 #: Device ids are short, printable and free of MQTT structure; the ASCII subset below keeps them
 #: safe in file names, log lines and ACL patterns as well.
