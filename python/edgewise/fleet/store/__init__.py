@@ -8,25 +8,37 @@ grouped by table in the modules of this package.
 
 from __future__ import annotations
 
+from .aggregates import Aggregate, AggregateQueries
 from .alerts import Alert, AlertQueries
 from .audit_log import AuditQueries, AuditRow, AuditWrite
 from .database import SCHEMA_VERSION
 from .devices import Device, DeviceEvent, DeviceQueries
+from .reports import ReportQueries, StateReport
 from .telemetry import TelemetryQueries, TelemetryWindow
 from .tokens import TokenQueries, TokenRow
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Aggregate",
     "Alert",
     "AuditRow",
     "AuditWrite",
     "Device",
     "DeviceEvent",
+    "StateReport",
     "Store",
     "TelemetryWindow",
     "TokenRow",
 ]
 
 
-class Store(DeviceQueries, TelemetryQueries, AlertQueries, AuditQueries, TokenQueries):
+class Store(
+    DeviceQueries,
+    ReportQueries,
+    TelemetryQueries,
+    AggregateQueries,
+    AlertQueries,
+    AuditQueries,
+    TokenQueries,
+):
     """The repository of control-plane state. Thread-safe; open one per process."""

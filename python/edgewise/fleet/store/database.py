@@ -18,7 +18,7 @@ from typing import Any, Self
 from ...exceptions import StoreError
 
 #: Bump with any change to schema.sql.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,13 @@ class Cursor:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         self._cursor.execute(sql.replace("?", self.dialect.placeholder), tuple(params))
         return self
+
+    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """One statement over many parameter rows (one round trip per batch on PostgreSQL)."""
+        if rows:
+            self._cursor.executemany(
+                sql.replace("?", self.dialect.placeholder), [tuple(row) for row in rows]
+            )
 
     def all(self) -> list[dict[str, Any]]:
         names = [column[0] for column in self._cursor.description]
