@@ -1,0 +1,142 @@
+"""Ingest through a real Mosquitto: device reports reach the registry and the collector,
+bad messages are dropped and counted without stopping anything, nothing is lost at QoS 1."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fleet_telemetry import bundle_ref, input_profile, repository_with, window
+from mqtt_broker import DELIVERY_TIMEOUT, Broker, Connect
+
+from edgewise import Bundle
+from edgewise.exceptions import StoreError
+from edgewise.fleet.collector import Collector
+from edgewise.fleet.ingest import Ingest, IngestCounts
+from edgewise.fleet.references import ReferenceProfiles
+from edgewise.fleet.registry import Registry
+from edgewise.fleet.store import Store
+from edgewise.transport import Connection
+from edgewise.transport.acl import CONTROL_USER
+from edgewise.transport.messages import Event, State, Status, encode
+from edgewise.transport.topics import Kind, device_topic
+
+StartIngest = Callable[..., Ingest]
+
+
+@pytest.fixture
+def start_ingest(
+    broker: Broker, store: Store, tmp_path: Path, bundle_path: Path
+) -> Iterator[StartIngest]:
+    started: list[tuple[Ingest, Connection]] = []
+    references = ReferenceProfiles(repository_with(tmp_path / "repo", bundle_path))
+
+    def start(registry: Registry | None = None, **options: float) -> Ingest:
+        connection = Connection("control-ingest", broker.settings(CONTROL_USER))
+        ingest = Ingest(
+            connection,
+            registry or Registry(store),
+            Collector(store, references),
+            **options,  # type: ignore[arg-type]
+        ).start()
+        connection.start()
+        assert connection.wait_connected(DELIVERY_TIMEOUT)
+        started.append((ingest, connection))
+        return ingest
+
+    yield start
+    for ingest, connection in started:
+        ingest.stop()
+        connection.stop()
+
+
+def wait_for(ingest: Ingest, done: Callable[[IngestCounts], bool]) -> IngestCounts:
+    deadline = time.monotonic() + DELIVERY_TIMEOUT
+    while time.monotonic() < deadline:
+        counts = ingest.counts()
+        if done(counts):
+            return counts
+        time.sleep(0.05)
+    raise AssertionError(f"ingest did not get there in time: {ingest.counts()}")
+
+
+def test_reports_reach_the_registry_and_bad_ones_are_dropped_without_stopping(
+    start_ingest: StartIngest, connect: Connect, store: Store, bundle: Bundle
+) -> None:
+    ingest = start_ingest()
+    device = connect("dev-a")
+    ref = bundle_ref(bundle)
+    telemetry_topic = device_topic("dev-a", Kind.TELEMETRY)
+    device.publish(telemetry_topic, b"{not json")
+    device.publish(device_topic("dev-a", Kind.EVENTS), encode(State(status=Status.ONLINE)))
+    # A body that names another device is still dev-a's: the id comes from the topic.
+    claim = json.loads(encode(Event(name="install.done", detail={"version": 3})))
+    claim["device"] = "dev-b"
+    device.publish(device_topic("dev-a", Kind.EVENTS), json.dumps(claim).encode())
+    # Publishing on another device's topic is refused by the broker's ACL.
+    device.publish(device_topic("dev-b", Kind.STATE), encode(State(status=Status.ONLINE)))
+    device.publish(
+        device_topic("dev-a", Kind.STATE),
+        encode(State(status=Status.ONLINE, active=ref, labels={"site": "berlin"})),
+        retain=True,
+    )
+    device.publish(telemetry_topic, encode(window(ref, 1000.0, inputs=input_profile(30, 1))))
+    counts = wait_for(ingest, lambda c: c.stored >= 3)
+    assert counts.rejected == 2  # bad JSON; a state on the events topic
+    known = store.device("dev-a")
+    assert known is not None and known.online and known.labels == {"site": "berlin"}
+    assert (known.bundle_name, known.bundle_version) == (ref.name, ref.version)
+    assert [e.kind for e in store.events("dev-a")] == ["install.done"]
+    assert store.device("dev-b") is None
+    assert len(store.telemetry(ref.name, ref.version)) == 1
+
+
+def test_every_message_arrives_once_through_the_broker_at_qos_1(
+    start_ingest: StartIngest, connect: Connect, store: Store, bundle: Bundle
+) -> None:
+    ingest = start_ingest(batch_size=50)
+    ref = bundle_ref(bundle)
+    profile = input_profile(20, 1)
+    sent: set[str] = set()
+    for device_id in ("dev-a", "dev-b"):
+        device = connect(device_id)
+        for i in range(150):
+            message = window(ref, 1000.0 + i, inputs=profile)
+            device.publish(device_topic(device_id, Kind.TELEMETRY), encode(message))
+            sent.add(f"{device_id}/{message.id}")
+    counts = wait_for(ingest, lambda c: c.stored >= 300)
+    assert (counts.stored, counts.duplicates, counts.rejected) == (300, 0, 0)
+    stored = {w.message_id for w in store.telemetry(ref.name, ref.version)}
+    assert stored == sent
+    buckets = store.aggregates((ref.name, ref.version))
+    assert [b.bucket_start for b in buckets] == [960.0, 1020.0, 1080.0, 1140.0]
+    assert sum(b.windows for b in buckets) == 300
+    assert sum(b.rows for b in buckets) == 300 * 20
+
+
+class _FlakyRegistry(Registry):
+    """A registry whose store is unavailable for its first `failures` batches."""
+
+    def __init__(self, store: Store, failures: int) -> None:
+        super().__init__(store)
+        self.failures = failures
+
+    def record(self, batch: object) -> int:  # type: ignore[override]
+        if self.failures:
+            self.failures -= 1
+            raise StoreError("store test: connection refused")
+        return super().record(batch)  # type: ignore[arg-type]
+
+
+def test_a_batch_the_store_refuses_is_retried_not_dropped(
+    start_ingest: StartIngest, connect: Connect, store: Store
+) -> None:
+    ingest = start_ingest(registry=_FlakyRegistry(store, 3), retry_initial=0.05)
+    device = connect("dev-a")
+    device.publish(device_topic("dev-a", Kind.EVENTS), encode(Event(name="slots.repaired")))
+    counts = wait_for(ingest, lambda c: c.stored >= 1)
+    assert counts.store_errors == 3 and counts.lost == 0
+    assert [e.kind for e in store.events("dev-a")] == ["slots.repaired"]
