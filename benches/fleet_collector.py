@@ -39,19 +39,19 @@ import pyarrow as pa
 from report import emit, environment, log, markdown_table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from mqtt_broker import Broker, make_credentials  # noqa: E402
+from mqtt_broker import Broker, make_credentials
 
-from edgewise import Profile  # noqa: E402
-from edgewise.agent.telemetry import PROFILE_K  # noqa: E402
-from edgewise.fleet.collector import Collector  # noqa: E402
-from edgewise.fleet.ingest import Ingest  # noqa: E402
-from edgewise.fleet.references import ReferenceProfiles  # noqa: E402
-from edgewise.fleet.registry import Registry  # noqa: E402
-from edgewise.fleet.store import Store  # noqa: E402
-from edgewise.transport import Connection  # noqa: E402
-from edgewise.transport.acl import CONTROL_USER  # noqa: E402
-from edgewise.transport.messages import BundleRef, Telemetry, encode  # noqa: E402
-from edgewise.transport.topics import Kind, device_topic  # noqa: E402
+from edgewise import Profile
+from edgewise.agent.telemetry import PROFILE_K
+from edgewise.fleet.collector import Collector
+from edgewise.fleet.ingest import Ingest
+from edgewise.fleet.references import ReferenceProfiles
+from edgewise.fleet.registry import Registry
+from edgewise.fleet.store import Store
+from edgewise.transport import Connection
+from edgewise.transport.acl import CONTROL_USER
+from edgewise.transport.messages import BundleRef, Telemetry, encode
+from edgewise.transport.topics import Kind, device_topic
 
 BUNDLE = BundleRef("credit", 1, "0" * 64, 1)
 CONTROL_CLIENT = "control-bench"
