@@ -9,6 +9,7 @@
     edgewise/v1/devices/{id}/xfer        control -> device (bundle chunks it asked for)
     edgewise/v1/tuf/{role}               control -> everyone, retained TUF metadata
     edgewise/v1/tuf/root/{version}       control -> everyone, retained: every root version
+    edgewise/v1/alerts/{rule}            control -> operators' tools: alerts fired and resolved
 
 A device's MQTT username is its id and the broker's ACL substitutes it into the topic (`%u`),
 so an id must never contain what MQTT or the ACL would read as structure: `/`, `+`, `#`.
@@ -25,6 +26,7 @@ from ..exceptions import MessageError
 ROOT = "edgewise/v1"
 DEVICES = f"{ROOT}/devices"
 TUF = f"{ROOT}/tuf"
+ALERTS = f"{ROOT}/alerts"
 
 #: Device ids are short, printable and free of MQTT structure; the ASCII subset below keeps them
 #: safe in file names, log lines and ACL patterns as well.
@@ -32,6 +34,7 @@ DEVICE_ID_MAX_LENGTH = 64
 _DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
 TUF_ROLES = ("root", "targets", "snapshot", "timestamp")
 _ROOT_VERSION = re.compile(r"[1-9][0-9]{0,18}")
+_RULE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 class Kind(StrEnum):
@@ -116,3 +119,10 @@ def parse_tuf_topic(topic: str) -> tuple[str, int | None]:
     raise MessageError(
         f"{topic}: not a TUF topic (expected {TUF}/{{role}} or {TUF}/root/{{version}})"
     )
+
+
+def alert_topic(rule: str) -> str:
+    """Where the control plane publishes the alerts of `rule` as they fire and resolve."""
+    if not _RULE.fullmatch(rule):
+        raise MessageError(f"alert rule {rule!r}: use lower-case letters, digits and _")
+    return f"{ALERTS}/{rule}"

@@ -104,6 +104,16 @@ class ReportQueries(Database):
             )
             return _insert_events(cursor, events)
 
+    def events_since(self, kind: str, since: float) -> list[DeviceEvent]:
+        """Every device's events of `kind` at or after `since`, oldest first."""
+        with self.transaction() as cursor:
+            rows = cursor.execute(
+                "SELECT device_id, kind, at, detail, message_id FROM device_events "
+                "WHERE kind = ? AND at >= ? ORDER BY at, id",
+                (kind, since),
+            ).all()
+        return [DeviceEvent(**{**row, "detail": json.loads(row["detail"])}) for row in rows]
+
 
 def _rows(cursor: Cursor, ids: Sequence[str]) -> dict[str, _Row]:
     rows = {}

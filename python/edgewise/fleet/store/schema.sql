@@ -137,3 +137,4 @@ CREATE TABLE IF NOT EXISTS telemetry_aggregates (
     output_profile {blob},
     PRIMARY KEY (bundle_name, bundle_version, bucket_start)
 );
+CREATE INDEX IF NOT EXISTS device_events_by_kind ON device_events (kind, at);
