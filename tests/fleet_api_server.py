@@ -22,11 +22,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_api(db: str | Path, root: Path | None = None) -> Iterator[str]:
-    """Serve `edgewise.fleet.api:app_from_environment` over the store `db`; yield its URL."""
+def running_api(
+    db: str | Path, root: Path | None = None, repository: Path | None = None
+) -> Iterator[str]:
+    """Serve `edgewise.fleet.api:app_from_environment` over the store `db` (with the bundles'
+    reference profiles from the TUF `repository`, when given); yield its URL."""
     env = {**os.environ, "EDGEWISE_DB": str(db)}
     if root is not None:
         env["EDGEWISE_ROOT"] = str(root)
+    if repository is not None:
+        env["EDGEWISE_REPOSITORY"] = str(repository)
     port = free_port()
     server = subprocess.Popen(
         [

@@ -331,3 +331,7 @@ def token_create_command(name: str, role: str, db: str) -> None:
 
     with Store.open(db) as store:
         click.echo(create_token(store, name, Role.parse(role)))
+
+
+# The collector's commands (drift, series) live in their own module and attach to this group.
+from . import fleet_telemetry  # noqa: E402, F401

@@ -28,6 +28,8 @@ from ..exceptions import SelectorError, StoreError, TrustError
 from ..trust.operators import verify_operator_signature
 from .audit import AuditEntry, AuditLog, Verification, operator_statement
 from .auth import Principal, Role, authenticate, create_token
+from .collector import Collector as TelemetryCollector
+from .references import ReferenceProfiles
 from .selector import LABEL_PATTERN, Selector
 from .store import Alert, Device, DeviceEvent, Store
 
@@ -147,9 +149,12 @@ Operator = Annotated[Principal, Depends(_require(Role.OPERATOR))]
 Admin = Annotated[Principal, Depends(_require(Role.ADMIN))]
 
 
-def create_app(store: Store, *, root: Root | None = None) -> FastAPI:
+def create_app(
+    store: Store, *, root: Root | None = None, collector: TelemetryCollector | None = None
+) -> FastAPI:
     """The API over `store`. With `root`, operator signatures are checked against its operator
-    keys, both on the requests that carry one and by /v1/audit/verify."""
+    keys, both on the requests that carry one and by /v1/audit/verify. With `collector`, the
+    bundles' drift and telemetry series are served too."""
     audit = AuditLog(store)
     registry = CollectorRegistry()
     registry.register(_StoreCollector(store))
@@ -165,6 +170,7 @@ def create_app(store: Store, *, root: Root | None = None) -> FastAPI:
         description="Devices, labels, alerts and the audit log of an edgewise fleet.",
     )
     app.state.store = store
+    app.state.collector = collector
     app.add_middleware(_RequestCounter, counter=requests)
     not_found: dict[int | str, dict[str, Any]] = {404: {"description": "No such device"}}
 
@@ -270,16 +276,24 @@ def create_app(store: Store, *, root: Root | None = None) -> FastAPI:
         token = create_token(store, request.name, Role.parse(request.role), entry)
         return TokenCreated(name=request.name, role=request.role, token=token)
 
+    from .telemetry_routes import router as telemetry_router  # it imports this module
+
+    app.include_router(telemetry_router)
     return app
 
 
 def app_from_environment() -> FastAPI:
-    """For `uvicorn --factory`: the store at $EDGEWISE_DB (default control.db), and the
-    operator keys of the trust root at $EDGEWISE_ROOT (a root.json) when set."""
+    """For `uvicorn --factory`: the store at $EDGEWISE_DB (default control.db), the operator
+    keys of the trust root at $EDGEWISE_ROOT (a root.json) when set, and the bundles' reference
+    profiles from the TUF repository at $EDGEWISE_REPOSITORY when set."""
     store = Store.open(os.environ.get("EDGEWISE_DB", "control.db"))
     root_path = os.environ.get("EDGEWISE_ROOT")
     root = None if root_path is None else Metadata[Root].from_file(root_path).signed
-    return create_app(store, root=root)
+    repository = os.environ.get("EDGEWISE_REPOSITORY")
+    collector = (
+        None if repository is None else TelemetryCollector(store, ReferenceProfiles(repository))
+    )
+    return create_app(store, root=root, collector=collector)
 
 
 def _known(device: Device | None, device_id: str) -> Device:
