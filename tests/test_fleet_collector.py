@@ -133,6 +133,9 @@ def test_drift_against_the_reference_finds_a_real_shift_and_none_without(
     assert not calm.drifted
     assert {"income", "utilization"} <= {c.name for c in hot.drifted_columns}
     assert worst_metrics(hot)["psi"] > 0.2 > worst_metrics(calm)["psi"]
+    # What the rollout engine asks about one wave's devices.
+    assert collector.drift_probe(key, ["hot"], 0.0) == worst_metrics(hot)
+    assert collector.drift_probe(key, ["nobody"], 0.0) is None
     # The fleet view since the shift began sees only the shifted buckets.
     fleet = collector.drift(key, since=1990.0)
     assert fleet is not None and fleet.current["rows"] == 1000

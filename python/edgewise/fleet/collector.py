@@ -3,8 +3,9 @@ time bucket (counters, latency histogram, input and output profiles), and measur
 merged inputs against the bundle's reference profile.
 
 Built for throughput: a batch of windows is checked for redeliveries with one query, its
-profiles are parsed once and merged as a balanced tree (the Rust merge releases the GIL), the
-stored aggregate of each bucket is read and written once per batch, all in one transaction.
+profiles are parsed once and merged per bucket in one Rust call (`Profile.merge_all`, without
+the GIL), the stored aggregate of each bucket is read and written once per batch, all in one
+transaction.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .._core import Profile
 from ..exceptions import ProfileFormatError
 from ..profiles import DriftReport, drift
 from ..transport.messages import Telemetry
-from .references import ReferenceProfiles
+from .references import ReferenceProfiles, worst_metrics
 from .registry import message_key
 from .store import Aggregate, Store, TelemetryWindow
 
@@ -150,17 +151,21 @@ class Collector:
         return aggregates
 
     def _merge_all(self, profiles: list[Profile]) -> Profile | None:
-        """One profile of all: merged pairwise as a balanced tree, so that each merge joins
-        profiles of similar size. Profiles whose columns differ from the first are skipped."""
+        """One profile of all (in one Rust call, which combines each column's distinct-count
+        sketches in a single union). Profiles whose columns differ from the first are skipped,
+        as are, one by one, those that cannot be merged (a column of another kind)."""
         if not profiles:
             return None
         columns = profiles[0].column_names
-        level = [p for p in profiles if p.column_names == columns]
-        self._count(corrupt=len(profiles) - len(level))
-        while len(level) > 1:
-            paired = [self._merge(a, b) for a, b in zip(level[::2], level[1::2], strict=False)]
-            level = paired + ([level[-1]] if len(level) % 2 else [])
-        return level[0]
+        alike = [p for p in profiles if p.column_names == columns]
+        self._count(corrupt=len(profiles) - len(alike))
+        try:
+            return Profile.merge_all(alike, threads=1)
+        except ValueError:
+            merged = alike[0]
+            for profile in alike[1:]:
+                merged = self._merge(merged, profile)
+            return merged
 
     def _merge(self, a: Profile, b: Profile) -> Profile:
         """`a` and `b` merged; `a` alone if they cannot be (a column of another kind)."""
@@ -238,6 +243,14 @@ class Collector:
         if current is None or current.rows == 0:
             return None
         return drift(reference, current)
+
+    def drift_probe(
+        self, bundle: tuple[str, int], devices: Collection[str], since: float
+    ) -> dict[str, float] | None:
+        """The rollout engine's DriftProbe: the worst value of each drift metric ("psi", "js",
+        "wasserstein_normed", ...) over `devices`' telemetry since `since`; None without data."""
+        report = self.drift(bundle, since=since, devices=devices)
+        return None if report is None else worst_metrics(report)
 
     def series(self, bundle: tuple[str, int], *, since: float = 0.0) -> list[dict[str, Any]]:
         """The bundle version's counters per bucket, oldest first."""
