@@ -148,3 +148,18 @@ def test_a_batch_the_store_refuses_is_retried_not_dropped(
     assert "edgewise_ingest_store_errors_total 3.0" in exposed
     assert "edgewise_ingest_stored_total 1.0" in exposed
     assert "edgewise_ingest_queue_depth 0.0" in exposed
+
+
+def test_stopping_with_the_store_down_gives_up_and_counts_what_it_lost(
+    start_ingest: StartIngest, connect: Connect, store: Store
+) -> None:
+    ingest = start_ingest(registry=_FlakyRegistry(store, 10**6), retry_initial=0.05)
+    device = connect("dev-a")
+    device.publish(device_topic("dev-a", Kind.EVENTS), encode(Event(name="slots.repaired")))
+    wait_for(ingest, lambda c: c.store_errors >= 2)
+    started = time.monotonic()
+    ingest.stop(timeout=0.5)
+    assert time.monotonic() - started < DELIVERY_TIMEOUT
+    counts = ingest.counts()
+    assert (counts.lost, counts.stored) == (1, 0)
+    assert store.events("dev-a") == []
