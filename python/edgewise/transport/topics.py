@@ -9,7 +9,7 @@
     edgewise/v1/devices/{id}/xfer        control -> device (bundle chunks it asked for)
     edgewise/v1/tuf/{role}               control -> everyone, retained TUF metadata
     edgewise/v1/tuf/root/{version}       control -> everyone, retained: every root version
-    edgewise/v1/alerts/{rule}            control -> operators' tools: alerts fired and resolved
+    edgewise/v1/alerts/...               control -> control (alerts raised and resolved)
 
 A device's MQTT username is its id and the broker's ACL substitutes it into the topic (`%u`),
 so an id must never contain what MQTT or the ACL would read as structure: `/`, `+`, `#`.
