@@ -23,7 +23,7 @@ from edgewise.fleet.registry import Registry
 from edgewise.fleet.store import Store
 from edgewise.transport import Connection
 from edgewise.transport.acl import CONTROL_USER
-from edgewise.transport.messages import Event, State, Status, encode
+from edgewise.transport.messages import BundleRef, Event, State, Status, Telemetry, encode
 from edgewise.transport.topics import Kind, device_topic
 
 StartIngest = Callable[..., Ingest]
@@ -163,3 +163,26 @@ def test_stopping_with_the_store_down_gives_up_and_counts_what_it_lost(
     counts = ingest.counts()
     assert (counts.lost, counts.stored) == (1, 0)
     assert store.events("dev-a") == []
+
+
+def test_numbers_the_store_cannot_hold_are_refused_not_retried(
+    start_ingest: StartIngest, connect: Connect, store: Store, bundle: Bundle
+) -> None:
+    ingest = start_ingest()
+    device = connect("dev-a")
+    ref = bundle_ref(bundle)
+    huge = BundleRef(ref.name, 2**40, ref.sha256, ref.length)
+    bad_count = Telemetry(
+        window_start=1000.0, window_end=1060.0, bundle=ref, metrics={"requests": -5}
+    )
+    for topic, message in [
+        (Kind.STATE, State(status=Status.ONLINE, active=huge)),
+        (Kind.TELEMETRY, window(huge, 1000.0, inputs=None)),
+        (Kind.TELEMETRY, bad_count),
+        (Kind.TELEMETRY, window(ref, 1000.0, inputs=None, requests=4)),
+    ]:
+        device.publish(device_topic("dev-a", topic), encode(message))
+    counts = wait_for(ingest, lambda c: c.stored >= 1 and c.rejected >= 3)
+    assert (counts.stored, counts.rejected, counts.store_errors) == (1, 3, 0)
+    [point] = store.aggregates((ref.name, ref.version))
+    assert point.requests == 4

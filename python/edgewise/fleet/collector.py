@@ -21,12 +21,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .._core import Profile
-from ..exceptions import ProfileFormatError
+from ..exceptions import MessageError, ProfileFormatError
 from ..profiles import DriftReport, drift
 from ..transport.messages import Telemetry
 from .references import ReferenceProfiles, worst_metrics
 from .registry import message_key
-from .store import Aggregate, Store, TelemetryWindow
+from .store import MAX_INTEGER, Aggregate, Store, TelemetryWindow
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ class Collector:
         self._lock = threading.Lock()
         self.corrupt_profiles = 0  # profiles that could not be read or merged, skipped
         self.unattributed = 0  # windows of devices serving no bundle: nothing to merge into
+        self.rejected = 0  # windows with numbers out of range, dropped
 
     def record(self, batch: Sequence[tuple[str, Telemetry]]) -> int:
         """Store and merge `(device id, telemetry)` pairs; the number of windows newly stored
@@ -69,7 +70,12 @@ class Collector:
             if message.bundle is None:
                 self._count(unattributed=1)
                 continue
-            item = self._parse(device, message)
+            try:
+                item = self._parse(device, message)
+            except MessageError as exc:
+                self._count(rejected=1)
+                log.warning("device %s: telemetry %s dropped: %s", device, message.id, exc)
+                continue
             parsed.setdefault(item.window.message_id or "", item)
         fresh = self.store.unseen_telemetry([item.window for item in parsed.values()])
 
@@ -80,6 +86,7 @@ class Collector:
 
     def _parse(self, device: str, message: Telemetry) -> _Parsed:
         assert message.bundle is not None
+        _check_numbers(message)
         profiles: dict[str, Profile] = {}
         raw: dict[str, bytes] = {}
         corrupt = 0
@@ -200,10 +207,11 @@ class Collector:
             output_profile=profiles["outputs"],
         )
 
-    def _count(self, *, corrupt: int = 0, unattributed: int = 0) -> None:
+    def _count(self, *, corrupt: int = 0, unattributed: int = 0, rejected: int = 0) -> None:
         with self._lock:
             self.corrupt_profiles += corrupt
             self.unattributed += unattributed
+            self.rejected += rejected
 
     # -- questions ---------------------------------------------------------------------------
 
@@ -297,6 +305,17 @@ def latency_quantile(histogram: dict[str, float], quantile: float) -> float | No
         if seen >= quantile * total:
             return bound
     return buckets[-1][0]
+
+
+def _check_numbers(message: Telemetry) -> None:
+    """Counts and versions the store can hold: never negative, never past `MAX_INTEGER`."""
+    assert message.bundle is not None
+    if message.bundle.version > MAX_INTEGER:
+        raise MessageError(f"bundle version {message.bundle.version} is too large")
+    for name, value in message.metrics.items():
+        counted = name in COUNTERS or name.startswith(LATENCY_PREFIXES)
+        if counted and not 0 <= value <= MAX_INTEGER:
+            raise MessageError(f"metric {name} is {value}, outside [0, {MAX_INTEGER}]")
 
 
 def _bytes(profile: Profile | None) -> bytes | None:

@@ -109,7 +109,9 @@ class Ingest:
     def counts(self) -> IngestCounts:
         with self._lock:
             counts = dict(self._counts)
-        counts["rejected"] += self.connection.dropped
+        counts["rejected"] += (
+            self.connection.dropped + self.registry.rejected + self.collector.rejected
+        )
         return IngestCounts(queue_depth=self._queue.qsize(), **counts)
 
     # -- network thread ----------------------------------------------------------------------
@@ -184,14 +186,18 @@ class Ingest:
     ) -> None:
         if reports:
             events = sum(isinstance(m, Event) for _, m in reports)
+            refused = self.registry.rejected
             new_events = self._retrying(lambda: self.registry.record(reports), len(reports))
             if new_events is not None:
-                self._add(stored=len(reports) - events + new_events, duplicates=events - new_events)
+                states = len(reports) - events - (self.registry.rejected - refused)
+                self._add(stored=states + new_events, duplicates=events - new_events)
         if windows:
             attributed = sum(m.bundle is not None for _, m in windows)
+            refused = self.collector.rejected
             new_windows = self._retrying(lambda: self.collector.record(windows), len(windows))
             if new_windows is not None:
-                self._add(stored=new_windows, duplicates=attributed - new_windows)
+                refused = self.collector.rejected - refused
+                self._add(stored=new_windows, duplicates=attributed - new_windows - refused)
 
     def _retrying(self, call: Callable[[], T], size: int) -> T | None:
         """`call()`, retried while the store fails; None if `stop` gave up on it."""

@@ -10,10 +10,13 @@ in `store/reports.py`. Events are stored once per message id.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from ..transport.messages import Event, State, Status
-from .store import DeviceEvent, StateReport, Store
+from .store import MAX_INTEGER, DeviceEvent, StateReport, Store
+
+log = logging.getLogger(__name__)
 
 
 def message_key(device: str, message_id: str) -> str:
@@ -27,6 +30,7 @@ class Registry:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.rejected = 0  # states naming a bundle version the store cannot hold
 
     def record(self, batch: Sequence[tuple[str, State | Event]]) -> int:
         """Apply `(device id, message)` pairs, in order; the number of events newly stored
@@ -35,6 +39,15 @@ class Registry:
         events: list[DeviceEvent] = []
         for device, message in batch:
             if isinstance(message, State):
+                if message.active is not None and message.active.version > MAX_INTEGER:
+                    self.rejected += 1
+                    log.warning(
+                        "device %s: state %s: bundle version %d is too large",
+                        device,
+                        message.id,
+                        message.active.version,
+                    )
+                    continue
                 states.append(_report(device, message))
             else:
                 events.append(

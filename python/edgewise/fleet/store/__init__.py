@@ -11,13 +11,14 @@ from __future__ import annotations
 from .aggregates import Aggregate, AggregateQueries
 from .alerts import Alert, AlertQueries
 from .audit_log import AuditQueries, AuditRow, AuditWrite
-from .database import SCHEMA_VERSION
+from .database import MAX_INTEGER, SCHEMA_VERSION
 from .devices import Device, DeviceEvent, DeviceQueries
 from .reports import ReportQueries, StateReport
 from .telemetry import TelemetryQueries, TelemetryWindow
 from .tokens import TokenQueries, TokenRow
 
 __all__ = [
+    "MAX_INTEGER",
     "SCHEMA_VERSION",
     "Aggregate",
     "Alert",

@@ -19,6 +19,9 @@ from ...exceptions import StoreError
 
 #: Bump with any change to schema.sql.
 SCHEMA_VERSION = 2
+#: The largest value an INTEGER column holds (32 bits in PostgreSQL): larger numbers from the
+#: network are refused before they reach the store, where they would fail the whole batch.
+MAX_INTEGER = 2**31 - 1
 
 
 @dataclass(frozen=True)
