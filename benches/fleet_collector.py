@@ -153,8 +153,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     try:
         if args.mode == "backlog":
             connection, ingest = start_ingest()  # the persistent session and its subscriptions
-            ingest.stop()
             connection.stop()
+            ingest.stop()
         context = multiprocessing.get_context("fork")
         go = context.Event()
         publisher = context.Process(
@@ -179,8 +179,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         own_after = resource.getrusage(resource.RUSAGE_SELF)
         mosquitto_cpu = cpu_seconds_of(broker._process.pid) - mosquitto_cpu  # type: ignore[union-attr]
         load_after = os.getloadavg()
-        ingest.stop()
         connection.stop()
+        ingest.stop()
         publisher.join(TIMEOUT)
         with store.transaction() as cursor:
             stored_ids = {

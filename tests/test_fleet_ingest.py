@@ -51,8 +51,8 @@ def start_ingest(
 
     yield start
     for ingest, connection in started:
+        connection.stop()  # first: nothing arrives once ingest stops
         ingest.stop()
-        connection.stop()
 
 
 def wait_for(ingest: Ingest, done: Callable[[IngestCounts], bool]) -> IngestCounts:

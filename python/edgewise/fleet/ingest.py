@@ -95,7 +95,11 @@ class Ingest:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Take no more messages, store those queued, then end the worker. A store that keeps
-        failing for `timeout` seconds makes the worker give up what it holds (counted as lost)."""
+        failing for `timeout` seconds makes the worker give up what it holds (counted as lost).
+
+        Stop the connection first: paho acknowledges a message once it is handed over, so one
+        arriving after this is dropped (counted as lost) although the broker thinks it
+        delivered."""
         for kind in (Kind.STATE, Kind.EVENTS, Kind.TELEMETRY):
             self.connection.remove_handler(all_devices(kind), self._receive)
         self._stopping.set()
