@@ -154,7 +154,7 @@ def create_app(
 ) -> FastAPI:
     """The API over `store`. With `root`, operator signatures are checked against its operator
     keys, both on the requests that carry one and by /v1/audit/verify. With `collector`, the
-    bundles' drift and telemetry series are served too."""
+    bundles' drift is measured against the reference profiles it knows."""
     audit = AuditLog(store)
     registry = CollectorRegistry()
     registry.register(_StoreCollector(store))
@@ -170,7 +170,8 @@ def create_app(
         description="Devices, labels, alerts and the audit log of an edgewise fleet.",
     )
     app.state.store = store
-    app.state.collector = collector
+    # Without the service's collector, one over the store: the series still answer.
+    app.state.collector = collector or TelemetryCollector(store, ReferenceProfiles(None))
     app.add_middleware(_RequestCounter, counter=requests)
     not_found: dict[int | str, dict[str, Any]] = {404: {"description": "No such device"}}
 
@@ -290,9 +291,7 @@ def app_from_environment() -> FastAPI:
     root_path = os.environ.get("EDGEWISE_ROOT")
     root = None if root_path is None else Metadata[Root].from_file(root_path).signed
     repository = os.environ.get("EDGEWISE_REPOSITORY")
-    collector = (
-        None if repository is None else TelemetryCollector(store, ReferenceProfiles(repository))
-    )
+    collector = TelemetryCollector(store, ReferenceProfiles(repository))
     return create_app(store, root=root, collector=collector)
 
 

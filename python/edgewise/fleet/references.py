@@ -24,10 +24,11 @@ log = logging.getLogger(__name__)
 
 
 class ReferenceProfiles:
-    """The reference profile of (name, version), or None for a bundle without one."""
+    """The reference profile of (name, version), or None for a bundle without one; without a
+    `repository`, no bundle has one (the time series still work, drift does not)."""
 
-    def __init__(self, repository: str | Path) -> None:
-        self.repository = Path(repository)
+    def __init__(self, repository: str | Path | None) -> None:
+        self.repository = None if repository is None else Path(repository)
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, int], tuple[Path, Profile | None]] = {}
 
@@ -49,6 +50,8 @@ class ReferenceProfiles:
         return self._bundle_file(*bundle) is not None
 
     def _bundle_file(self, name: str, version: int) -> Path | None:
+        if self.repository is None:
+            return None
         target = target_path(name, version)
         found = sorted((self.repository / "targets").glob(f"*.{target}"))
         if len(found) <= 1:
@@ -63,6 +66,7 @@ class ReferenceProfiles:
         )
 
     def _listed_sha256(self, target: str) -> str | None:
+        assert self.repository is not None
         try:
             document = json.loads((self.repository / "metadata" / "targets.json").read_text())
             return str(document["signed"]["targets"][target]["hashes"]["sha256"])

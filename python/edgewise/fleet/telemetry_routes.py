@@ -1,5 +1,5 @@
 """HTTP routes of the collector: a bundle version's drift against its reference profile and
-its telemetry time series. The app's `state.collector` is the service's `Collector`."""
+its telemetry time series, from the app's `state.collector`."""
 
 from __future__ import annotations
 
@@ -62,17 +62,14 @@ _not_found: dict[int | str, dict[str, Any]] = {
 
 
 def _collector(request: Request) -> Collector:
-    collector: Collector | None = getattr(request.app.state, "collector", None)
-    if collector is None:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, "this server runs no telemetry collector"
-        )
+    collector: Collector = request.app.state.collector
     return collector
 
 
 def _since(text: str) -> float:
+    """The start of the period; a period longer than the epoch starts at the epoch."""
     try:
-        return time.time() - parse_duration(text, "since")
+        return max(0.0, time.time() - parse_duration(text, "since"))
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
 
