@@ -18,9 +18,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edgewise import Bundle
 from edgewise.exceptions import ConfigError
-from edgewise.fleet.alerts import AlertEvaluator, AlertRules
+from edgewise.fleet.alert_rules import RULES, AlertRules, WebhookSettings
+from edgewise.fleet.alerts import AlertEvaluator
 from edgewise.fleet.collector import Collector
-from edgewise.fleet.notifiers import MqttNotifier, WebhookNotifier
+from edgewise.fleet.notifiers import WebhookNotifier, notifiers_for
 from edgewise.fleet.references import ReferenceProfiles
 from edgewise.fleet.registry import Registry
 from edgewise.fleet.store import Alert, Store
@@ -52,7 +53,7 @@ def ref(bundle: Bundle) -> BundleRef:
 
 def only(**enabled: dict[str, object]) -> AlertRules:
     """Rules with every rule off but those given (with their settings)."""
-    off = {name: {"enabled": False} for name in AlertRules.__dataclass_fields__}
+    off = {name: {"enabled": False} for name in RULES}
     return AlertRules.from_mapping(
         {**off, **{k: {"enabled": True, **v} for k, v in enabled.items()}}
     )
@@ -164,6 +165,14 @@ def test_rules_are_read_from_the_alerts_table() -> None:
     )
     assert rules.error_rate.max_percent == 2.0 and rules.error_rate.window == 900.0
     assert not rules.drift.enabled and rules.latency_p99.max_ms == 250.0
+    assert rules.interval == 30.0 and rules.webhook is None
+    configured = AlertRules.from_mapping(
+        {"interval": "1m", "webhook": {"url": "http://127.0.0.1:9/hook", "timeout": "2s"}}
+    )
+    assert configured.interval == 60.0
+    assert configured.webhook == WebhookSettings("http://127.0.0.1:9/hook", 2.0, 3)
+    with pytest.raises(ConfigError, match=r"webhook.url: must be an http"):
+        AlertRules.from_mapping({"webhook": {"url": "ftp://x"}})
     with pytest.raises(ConfigError, match=r"unknown alert rule 'cpu'"):
         AlertRules.from_mapping({"cpu": {}})
     with pytest.raises(ConfigError, match=r"\[alerts\].error_rate: unknown setting 'max'"):
@@ -258,7 +267,7 @@ def test_alerts_are_published_on_their_mqtt_topic(
             store,
             only(devices_offline={"max_count": 0, "max_fraction": None}),
             collector,
-            [MqttNotifier(connection)],
+            notifiers_for(AlertRules(), connection),
         )
         Registry(store).record([("d1", State(ts=NOW - 1000, status=Status.OFFLINE))])
         evaluator.evaluate(NOW)

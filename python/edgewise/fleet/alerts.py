@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..exceptions import ConfigError, EdgewiseError
+from ..exceptions import EdgewiseError
+from .alert_rules import RULES, AlertRules
 from .collector import Collector, latency_quantile
-from .durations import parse_duration
 from .references import worst_metrics
 from .store import Alert, Store
 
@@ -41,100 +41,6 @@ class Finding:
 
     subject: str
     detail: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class DriftRule:
-    enabled: bool = True
-    window: float = 3600.0
-    psi: float = 0.2
-    verdict: bool = True
-
-
-@dataclass(frozen=True)
-class ErrorRateRule:
-    enabled: bool = True
-    window: float = 600.0
-    max_percent: float = 5.0
-    min_requests: int = 100  # fewer requests say too little to alert on
-
-
-@dataclass(frozen=True)
-class LatencyRule:
-    enabled: bool = True
-    window: float = 600.0
-    max_ms: float = 250.0
-    min_requests: int = 100
-
-
-@dataclass(frozen=True)
-class OfflineRule:
-    enabled: bool = True
-    after: float = 300.0
-    max_count: int | None = None
-    max_fraction: float | None = 0.1
-
-
-@dataclass(frozen=True)
-class FailedInstallsRule:
-    enabled: bool = True
-    window: float = 3600.0
-    max_count: int = 3
-
-
-@dataclass(frozen=True)
-class AlertRules:
-    """The rules and their thresholds; `from_mapping` reads the ``[alerts]`` TOML table."""
-
-    drift: DriftRule = field(default_factory=DriftRule)
-    error_rate: ErrorRateRule = field(default_factory=ErrorRateRule)
-    latency_p99: LatencyRule = field(default_factory=LatencyRule)
-    devices_offline: OfflineRule = field(default_factory=OfflineRule)
-    failed_installs: FailedInstallsRule = field(default_factory=FailedInstallsRule)
-
-    @classmethod
-    def from_mapping(cls, table: Mapping[str, Any], source: str = "[alerts]") -> AlertRules:
-        """Rules from a table of sub-tables, one per rule (``[alerts.error_rate]
-        max_percent = 2``); what is not given keeps its default. Durations may be written
-        ``10m``; an unknown rule or setting is an error naming it."""
-        rules = cls()
-        for name, settings in table.items():
-            default = getattr(rules, name, None) if not name.startswith("_") else None
-            if default is None or not isinstance(settings, Mapping):
-                raise ConfigError(f"{source}: unknown alert rule {name!r}")
-            rules = replace(rules, **{name: _rule(default, settings, f"{source}.{name}")})
-        return rules
-
-
-def _rule(default: Any, settings: Mapping[str, Any], where: str) -> Any:
-    types = {f.name: f.type for f in fields(default)}
-    values = {}
-    for key, raw in settings.items():
-        kind = types.get(key)
-        if kind is None:
-            raise ConfigError(f"{where}: unknown setting {key!r} (known: {', '.join(types)})")
-        try:
-            values[key] = _convert(str(kind), raw, f"{where}.{key}")
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-    return replace(default, **values)
-
-
-def _convert(kind: str, raw: Any, where: str) -> Any:
-    if raw is None and "None" in kind:
-        return None
-    if kind == "bool":
-        if not isinstance(raw, bool):
-            raise ValueError(f"{where}: must be true or false, not {raw!r}")
-        return raw
-    if where.endswith((".window", ".after")):
-        return parse_duration(raw, where)
-    number = int if kind.startswith("int") else float
-    if isinstance(raw, bool) or not isinstance(raw, int | float) or raw < 0:
-        raise ValueError(f"{where}: must be a non-negative number, not {raw!r}")
-    if number is int and raw != int(raw):
-        raise ValueError(f"{where}: must be a whole number, not {raw!r}")
-    return number(raw)
 
 
 class Notifier(Protocol):
@@ -162,13 +68,14 @@ class AlertEvaluator:
 
     def checks(self) -> dict[str, Check]:
         """The enabled rules by name."""
-        every = {
-            "drift": self._drift,
-            "error_rate": self._error_rate,
-            "latency_p99": self._latency,
-            "devices_offline": self._offline,
-            "failed_installs": self._failed_installs,
-        }
+        checks: tuple[Check, ...] = (
+            self._drift,
+            self._error_rate,
+            self._latency,
+            self._offline,
+            self._failed_installs,
+        )
+        every = dict(zip(RULES, checks, strict=True))
         return {name: check for name, check in every.items() if getattr(self.rules, name).enabled}
 
     def evaluate(self, now: float) -> list[Alert]:

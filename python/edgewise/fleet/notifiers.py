@@ -17,6 +17,8 @@ from typing import Any
 
 from ..transport.client import Connection
 from ..transport.topics import alert_topic
+from .alert_rules import AlertRules
+from .alerts import Notifier
 from .store import Alert
 
 log = logging.getLogger(__name__)
@@ -92,3 +94,14 @@ class WebhookNotifier:
 
     def __repr__(self) -> str:
         return f"WebhookNotifier({self.url!r})"
+
+
+def notifiers_for(rules: AlertRules, connection: Connection) -> list[Notifier]:
+    """Where the service sends alerts: the MQTT topic, and the webhook when one is set."""
+    found: list[Notifier] = [MqttNotifier(connection)]
+    if rules.webhook is not None:
+        webhook = rules.webhook
+        found.append(
+            WebhookNotifier(webhook.url, timeout=webhook.timeout, attempts=webhook.attempts)
+        )
+    return found
