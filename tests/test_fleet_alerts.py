@@ -121,6 +121,9 @@ def test_devices_offline_fires_past_the_fraction_and_resolves_when_they_return(
     )
     registry.record([("d4", State(ts=NOW, status=Status.OFFLINE))])
     assert [a.detail["offline"] for a in by_count.evaluate(NOW + 600)] == [1]
+    # Turning the rule off resolves its alert.
+    [resolved] = AlertEvaluator(store, only(), collector).evaluate(NOW + 700)
+    assert (resolved.rule, resolved.state) == ("devices_offline", "resolved")
 
 
 def test_failed_installs_fire_per_bundle_version(store: Store, collector: Collector) -> None:

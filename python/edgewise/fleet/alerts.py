@@ -81,12 +81,14 @@ class AlertEvaluator:
     def evaluate(self, now: float) -> list[Alert]:
         """Fire and resolve alerts as of `now`; the alerts that changed state (fired or
         resolved) in this evaluation. A rule that fails is logged and its alerts left as they
-        are; the others go on."""
+        are; the others go on. The alerts of a rule that is turned off are resolved."""
         firing = self.store.alerts("firing")
         changed = []
-        for rule, check in self.checks().items():
+        checks = self.checks()
+        for rule in RULES:  # a rule turned off resolves what it had fired
+            check = checks.get(rule)
             try:
-                findings = check(now)
+                findings = [] if check is None else check(now)
             except (EdgewiseError, OSError):
                 log.exception("alert rule %s could not be evaluated", rule)
                 continue
