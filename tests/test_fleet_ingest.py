@@ -9,12 +9,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from fleet_telemetry import bundle_ref, input_profile, repository_with, window
 from mqtt_broker import DELIVERY_TIMEOUT, Broker, Connect
-from prometheus_client import CollectorRegistry, generate_latest
 
 from edgewise import Bundle
 from edgewise.exceptions import StoreError
+from edgewise.fleet.api import create_app
 from edgewise.fleet.collector import Collector
 from edgewise.fleet.ingest import Ingest, IngestCounts
 from edgewise.fleet.ingest_metrics import IngestMetrics
@@ -142,9 +143,10 @@ def test_a_batch_the_store_refuses_is_retried_not_dropped(
     counts = wait_for(ingest, lambda c: c.stored >= 1)
     assert counts.store_errors == 3 and counts.lost == 0
     assert [e.kind for e in store.events("dev-a")] == ["slots.repaired"]
-    registry = CollectorRegistry()
-    registry.register(IngestMetrics(ingest))
-    exposed = generate_latest(registry).decode()
+    app = create_app(store)
+    app.state.metrics.register(IngestMetrics(ingest))  # as the service does
+    with TestClient(app) as client:
+        exposed = client.get("/metrics").text
     assert "edgewise_ingest_store_errors_total 3.0" in exposed
     assert "edgewise_ingest_stored_total 1.0" in exposed
     assert "edgewise_ingest_queue_depth 0.0" in exposed

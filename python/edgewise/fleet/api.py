@@ -170,6 +170,8 @@ def create_app(
         description="Devices, labels, alerts and the audit log of an edgewise fleet.",
     )
     app.state.store = store
+    # What /metrics serves: the service registers its own collectors here (IngestMetrics).
+    app.state.metrics = registry
     # Without the service's collector, one over the store: the series still answer.
     app.state.collector = collector or TelemetryCollector(store, ReferenceProfiles(None))
     app.add_middleware(_RequestCounter, counter=requests)
