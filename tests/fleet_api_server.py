@@ -25,8 +25,9 @@ def free_port() -> int:
 def running_api(
     db: str | Path, root: Path | None = None, repository: Path | None = None
 ) -> Iterator[str]:
-    """Serve `edgewise.fleet.api:app_from_environment` over the store `db` (with the trust root
-    and the bundle repository when given); yield its URL."""
+    """Serve `edgewise.fleet.api:app_from_environment` over the store `db` (with the trust root,
+    and the TUF `repository` for its bundles and their reference profiles, when given); yield
+    its URL."""
     env = {**os.environ, "EDGEWISE_DB": str(db)}
     if root is not None:
         env["EDGEWISE_ROOT"] = str(root)

@@ -18,7 +18,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,8 +51,8 @@ class Credentials:
     passwords: dict[str, str]  # username -> password
 
 
-def make_credentials(directory: Path) -> Credentials:
-    passwords = {user: secrets.token_urlsafe(16) for user in (CONTROL_USER, *DEVICES)}
+def make_credentials(directory: Path, devices: Sequence[str] = DEVICES) -> Credentials:
+    passwords = {user: secrets.token_urlsafe(16) for user in (CONTROL_USER, *devices)}
     password_file = directory / "passwords"
     password_file.touch(mode=0o600)
     tool = find_binary("mosquitto_passwd")

@@ -118,6 +118,36 @@ def test_profile_of_a_union_equals_the_merge_of_the_parts(split, seed):
         assert abs(rank - fraction) <= RANK_ERROR_K200
 
 
+def test_merging_many_profiles_at_once_equals_merging_them_one_by_one():
+    """`Profile.merge_all` (the collector's many small windows) keeps what pairwise merges
+    keep: exact counts and moments, the same quantiles, distinct counts within the sketch's
+    error (one union instead of one per pair)."""
+    data = frame(12_000, seed=3)
+    table = pa.Table.from_pandas(data, preserve_index=False)
+    parts = [edgewise.profile(table.slice(start, 100)) for start in range(0, 12_000, 100)]
+    at_once = edgewise.Profile.merge_all(parts, threads=1)
+    one_by_one = parts[0]
+    for part in parts[1:]:
+        one_by_one = one_by_one.merge(part)
+    whole, merged = by_name(edgewise.profile(table)), by_name(at_once)
+    assert at_once.rows == one_by_one.rows == 12_000
+    for name, column in whole.items():
+        other = merged[name]
+        for key in ("rows", "nulls", "values", "nan", "true", "false", "min", "max", "top"):
+            assert other.get(key) == column.get(key), (name, key)
+        if column.get("mean") is not None:
+            assert other["mean"] == pytest.approx(column["mean"], rel=1e-9)
+        if column.get("distinct") is not None:
+            assert other["distinct"] == pytest.approx(column["distinct"], rel=0.05), name
+    assert at_once.quantiles("score", [0.1, 0.5, 0.9]) == one_by_one.quantiles(
+        "score", [0.1, 0.5, 0.9]
+    )
+    assert at_once.to_bytes() != parts[0].to_bytes()  # a new profile; the parts are untouched
+    assert parts[0].rows == 100
+    with pytest.raises(ValueError, match="at least one profile"):
+        edgewise.Profile.merge_all([])
+
+
 def test_parquet_sources_polars_and_column_selection(tmp_path, data):
     table = pa.Table.from_pandas(data, preserve_index=False)
     pq.write_table(table.slice(0, 120_000), tmp_path / "a.parquet", row_group_size=50_000)

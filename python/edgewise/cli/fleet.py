@@ -337,3 +337,6 @@ def token_create_command(name: str, role: str, db: str) -> None:
 from .rollout import rollout_group  # noqa: E402
 
 fleet_group.add_command(rollout_group)
+
+# The collector's commands (drift, series) live in their own module and attach to this group.
+from . import fleet_telemetry  # noqa: E402, F401

@@ -29,6 +29,8 @@ from ..exceptions import SelectorError, StoreError, TrustError
 from ..trust.operators import verify_operator_signature
 from .audit import AuditEntry, AuditLog, Verification, operator_statement
 from .auth import Principal, Role, authenticate, create_token
+from .collector import Collector as TelemetryCollector
+from .references import ReferenceProfiles
 from .selector import LABEL_PATTERN, Selector
 from .store import Alert, Device, DeviceEvent, Store
 
@@ -153,13 +155,16 @@ def create_app(
     *,
     root: Root | None = None,
     known_bundle: Callable[[str, int], bool] | None = None,
+    collector: TelemetryCollector | None = None,
 ) -> FastAPI:
     """The API over `store`. With `root`, operator signatures are checked against its operator
     keys, both on the requests that carry one and by /v1/audit/verify. `known_bundle(name,
     version)` says whether a bundle may be rolled out (the repository's targets,
-    rollouts/catalogue.py); without it every rollout is refused."""
+    rollouts/catalogue.py); without it every rollout is refused. With `collector`, the bundles'
+    drift is measured against the reference profiles it knows."""
     from .rollouts.metrics import RolloutCollector
     from .rollouts.routes import rollout_router  # it imports this module's dependencies
+    from .telemetry_routes import router as telemetry_router  # it imports this module
 
     audit = AuditLog(store)
     registry = CollectorRegistry()
@@ -177,6 +182,10 @@ def create_app(
         description="Devices, labels, rollouts, alerts and the audit log of an edgewise fleet.",
     )
     app.state.store = store
+    # What /metrics serves: the service registers its own collectors here (IngestMetrics).
+    app.state.metrics = registry
+    # Without the service's collector, one over the store: the series still answer.
+    app.state.collector = collector or TelemetryCollector(store, ReferenceProfiles(None))
     app.add_middleware(_RequestCounter, counter=requests)
     not_found: dict[int | str, dict[str, Any]] = {404: {"description": "No such device"}}
 
@@ -285,13 +294,15 @@ def create_app(
     app.include_router(
         rollout_router(store, known_bundle or _no_bundle_is_known, checked_signature)
     )
+    app.include_router(telemetry_router)
     return app
 
 
 def app_from_environment() -> FastAPI:
     """For `uvicorn --factory`: the store at $EDGEWISE_DB (default control.db), the operator
-    keys of the trust root at $EDGEWISE_ROOT (a root.json) and the bundles of the repository
-    directory at $EDGEWISE_REPOSITORY, when set."""
+    keys of the trust root at $EDGEWISE_ROOT (a root.json) when set, and, from the TUF
+    repository at $EDGEWISE_REPOSITORY when set, the bundles that may be rolled out and their
+    reference profiles."""
     from .rollouts.catalogue import repository_catalogue
 
     store = Store.open(os.environ.get("EDGEWISE_DB", "control.db"))
@@ -299,7 +310,8 @@ def app_from_environment() -> FastAPI:
     root = None if root_path is None else Metadata[Root].from_file(root_path).signed
     repository = os.environ.get("EDGEWISE_REPOSITORY")
     known = None if repository is None else repository_catalogue(Path(repository))
-    return create_app(store, root=root, known_bundle=known)
+    collector = TelemetryCollector(store, ReferenceProfiles(repository))
+    return create_app(store, root=root, known_bundle=known, collector=collector)
 
 
 def _no_bundle_is_known(name: str, version: int) -> bool:

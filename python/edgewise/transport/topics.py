@@ -34,6 +34,7 @@ DEVICE_ID_MAX_LENGTH = 64
 _DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
 TUF_ROLES = ("root", "targets", "snapshot", "timestamp")
 _ROOT_VERSION = re.compile(r"[1-9][0-9]{0,18}")
+_RULE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 class Kind(StrEnum):
@@ -118,3 +119,10 @@ def parse_tuf_topic(topic: str) -> tuple[str, int | None]:
     raise MessageError(
         f"{topic}: not a TUF topic (expected {TUF}/{{role}} or {TUF}/root/{{version}})"
     )
+
+
+def alert_topic(rule: str) -> str:
+    """Where the control plane publishes the alerts of `rule` as they fire and resolve."""
+    if not _RULE.fullmatch(rule):
+        raise MessageError(f"alert rule {rule!r}: use lower-case letters, digits and _")
+    return f"{ALERTS}/{rule}"

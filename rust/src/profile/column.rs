@@ -8,6 +8,7 @@ use arrow_schema::{DataType, TimeUnit};
 
 use super::categorical::CategoricalStats;
 use super::codec::{self, Reader, Write};
+use super::distinct::Distinct;
 use super::numeric::NumericStats;
 use crate::error::{Error, Result};
 
@@ -147,6 +148,15 @@ pub struct ColumnProfile {
 }
 
 impl ColumnProfile {
+    /// The column's distinct-count sketch, for the kinds that keep one.
+    pub(super) fn distinct_mut(&mut self) -> Option<&mut Distinct> {
+        match &mut self.stats {
+            Stats::Numeric(stats) => Some(stats.distinct_sketch_mut()),
+            Stats::Categorical(stats) => Some(&mut stats.distinct),
+            Stats::Boolean { .. } => None,
+        }
+    }
+
     pub fn new(name: &str, data_type: &DataType, k: u16, sensitive: bool) -> Result<Self> {
         let kind = Kind::of(name, data_type)?;
         let stats = match kind {

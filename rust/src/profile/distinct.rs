@@ -27,10 +27,22 @@ impl Distinct {
     }
 
     pub fn merge(&mut self, other: &Self) {
+        if other.0.is_empty() {
+            return;
+        }
+        *self = Self::union([&*self, other]);
+    }
+
+    /// One sketch of everything `sketches` counted, through a single union: merging many
+    /// sketches pairwise would build a union and compact it back once per pair.
+    pub fn union<'a>(sketches: impl IntoIterator<Item = &'a Distinct>) -> Self {
         let mut union = HllUnion::new(LG_K).expect("LG_K is within the HLL limits");
-        union.update(&self.0);
-        union.update(&other.0);
-        self.0 = union.to_sketch(HllType::Hll4);
+        for sketch in sketches {
+            if !sketch.0.is_empty() {
+                union.update(&sketch.0);
+            }
+        }
+        Self(union.to_sketch(HllType::Hll4))
     }
 
     pub fn estimate(&self) -> f64 {

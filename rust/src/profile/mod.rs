@@ -16,7 +16,7 @@ mod numeric;
 pub mod python;
 mod values;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use arrow_array::RecordBatch;
 use rayon::prelude::*;
@@ -30,6 +30,7 @@ pub use values::ValueCounts;
 
 use crate::error::{Error, Result};
 use codec::{Reader, Write};
+use distinct::Distinct;
 
 const MAGIC: &[u8; 4] = b"EWPF";
 const FORMAT_VERSION: u16 = 1;
@@ -87,6 +88,34 @@ impl Profile {
             .try_for_each(|(column, array)| column.update(array))?;
         self.rows += batch.num_rows() as u64;
         Ok(())
+    }
+
+    /// One profile of the rows of all `profiles` (the same columns in each); None if there
+    /// are none. The same as merging them one by one, except that each column's distinct-count
+    /// sketches are combined in one union at the end: a pairwise merge builds and compacts a
+    /// union every time, which dominates merging many small profiles (the collector's case).
+    pub fn merge_all(profiles: Vec<Profile>) -> Result<Option<Profile>> {
+        let mut profiles = profiles.into_iter();
+        let Some(mut merged) = profiles.next() else {
+            return Ok(None);
+        };
+        let mut sketches: HashMap<String, Vec<Distinct>> = HashMap::new();
+        for mut profile in profiles {
+            for column in &mut profile.columns {
+                if let Some(distinct) = column.distinct_mut() {
+                    let taken = std::mem::take(distinct);
+                    sketches.entry(column.name.clone()).or_default().push(taken);
+                }
+            }
+            merged.merge(&profile)?;
+        }
+        for column in &mut merged.columns {
+            let name = column.name.clone();
+            if let (Some(distinct), Some(others)) = (column.distinct_mut(), sketches.get(&name)) {
+                *distinct = Distinct::union(std::iter::once(&*distinct).chain(others));
+            }
+        }
+        Ok(Some(merged))
     }
 
     /// Adds `other`, a profile of the same columns (by name, in any order).

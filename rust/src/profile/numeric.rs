@@ -105,6 +105,11 @@ impl NumericStats {
         }
     }
 
+    /// The sketch of the values the shape does not count exactly (see the field), for merging.
+    pub(super) fn distinct_sketch_mut(&mut self) -> &mut Distinct {
+        &mut self.distinct
+    }
+
     /// The number of distinct finite values: exact while the column has few, else estimated.
     pub fn distinct_count(&self) -> f64 {
         match &self.shape {

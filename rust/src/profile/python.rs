@@ -65,6 +65,22 @@ impl PyProfile {
         })
     }
 
+    /// One profile of all the profiles' rows; distinct counts are combined in one union per
+    /// column, which makes merging many small profiles much faster than one by one.
+    #[staticmethod]
+    #[pyo3(signature = (profiles, threads=None))]
+    fn merge_all(
+        py: Python<'_>,
+        profiles: Vec<PyRef<'_, PyProfile>>,
+        threads: Option<usize>,
+    ) -> PyResult<Self> {
+        let owned: Vec<Profile> = profiles.iter().map(|p| p.lock().clone()).collect();
+        let merged = py
+            .detach(|| Profile::merge_all(owned))?
+            .ok_or_else(|| Error::InvalidArgument("merge_all needs at least one profile".into()))?;
+        Ok(Self::new(merged, threads)?)
+    }
+
     fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         let bytes = self.lock().to_bytes();
         PyBytes::new(py, &bytes)

@@ -8,17 +8,21 @@ grouped by table in the modules of this package.
 
 from __future__ import annotations
 
+from .aggregates import Aggregate, AggregateQueries
 from .alerts import Alert, AlertQueries
 from .audit_log import AuditQueries, AuditRow, AuditWrite
-from .database import SCHEMA_VERSION
+from .database import MAX_INTEGER, SCHEMA_VERSION
 from .devices import Device, DeviceEvent, DeviceQueries
 from .rollout_devices import RolloutDevice, RolloutDeviceQueries
 from .rollouts import NewRollout, Rollout, RolloutQueries, RolloutWave
+from .reports import ReportQueries, StateReport
 from .telemetry import TelemetryQueries, TelemetryWindow
 from .tokens import TokenQueries, TokenRow
 
 __all__ = [
+    "MAX_INTEGER",
     "SCHEMA_VERSION",
+    "Aggregate",
     "Alert",
     "AuditRow",
     "AuditWrite",
@@ -28,6 +32,7 @@ __all__ = [
     "Rollout",
     "RolloutDevice",
     "RolloutWave",
+    "StateReport",
     "Store",
     "TelemetryWindow",
     "TokenRow",
@@ -36,7 +41,9 @@ __all__ = [
 
 class Store(
     DeviceQueries,
+    ReportQueries,
     TelemetryQueries,
+    AggregateQueries,
     AlertQueries,
     AuditQueries,
     TokenQueries,

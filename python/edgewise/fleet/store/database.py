@@ -19,6 +19,9 @@ from ...exceptions import StoreError
 
 #: Bump with any change to schema.sql.
 SCHEMA_VERSION = 2
+#: The largest value an INTEGER column holds (32 bits in PostgreSQL): larger numbers from the
+#: network are refused before they reach the store, where they would fail the whole batch.
+MAX_INTEGER = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,13 @@ class Cursor:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         self._cursor.execute(sql.replace("?", self.dialect.placeholder), tuple(params))
         return self
+
+    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """One statement over many parameter rows (one round trip per batch on PostgreSQL)."""
+        if rows:
+            self._cursor.executemany(
+                sql.replace("?", self.dialect.placeholder), [tuple(row) for row in rows]
+            )
 
     def all(self) -> list[dict[str, Any]]:
         names = [column[0] for column in self._cursor.description]

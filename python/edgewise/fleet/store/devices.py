@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..selector import Selector
@@ -14,6 +14,9 @@ from .database import Cursor, Database
 
 @dataclass(frozen=True)
 class Device:
+    """A device as the registry knows it. `labels` are what selectors match: the labels the
+    device reports in its state, overridden by those an operator set (`operator_labels`)."""
+
     id: str
     labels: dict[str, str] = field(default_factory=dict)
     online: bool = False
@@ -21,6 +24,8 @@ class Device:
     bundle_name: str | None = None
     bundle_version: int | None = None
     slots: dict[str, Any] = field(default_factory=dict)
+    operator_labels: dict[str, str] = field(default_factory=dict)
+    reported_labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -89,7 +94,7 @@ class DeviceQueries(Database):
             )
             if audit is not None:
                 append_audit(cursor, audit)
-        return replace(_device(row), labels=labels)
+        return _device({**row, "labels": json.dumps(labels)})
 
     def device(self, device_id: str) -> Device | None:
         with self.transaction() as cursor:
@@ -151,9 +156,12 @@ def _fetch_device(cursor: Cursor, device_id: str) -> dict[str, Any] | None:
 
 
 def _device(row: dict[str, Any]) -> Device:
+    operator, reported = json.loads(row["labels"]), json.loads(row["reported_labels"])
     return Device(
         id=row["id"],
-        labels=json.loads(row["labels"]),
+        labels={**reported, **operator},
+        operator_labels=operator,
+        reported_labels=reported,
         online=bool(row["online"]),
         last_seen=row["last_seen"],
         bundle_name=row["bundle_name"],

@@ -15,7 +15,11 @@ CREATE TABLE IF NOT EXISTS devices (
     last_seen DOUBLE PRECISION,
     bundle_name TEXT,
     bundle_version INTEGER,
-    slots TEXT NOT NULL DEFAULT '{}'
+    slots TEXT NOT NULL DEFAULT '{}',
+    -- What the device's own state says (registry.py): its configured labels, under the
+    -- operator's `labels`, which win; and the timestamp of the newest state applied.
+    reported_labels TEXT NOT NULL DEFAULT '{}',
+    state_at DOUBLE PRECISION
 );
 
 -- message_id is the id the device's outbox gave the message: a redelivery is ignored.
@@ -135,3 +139,22 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     token_hash TEXT NOT NULL UNIQUE,
     created_at DOUBLE PRECISION NOT NULL
 );
+
+-- Telemetry merged per bundle version and time bucket (collector.py): the counters summed, the
+-- latency histogram's buckets summed, and the window profiles merged into one per role.
+CREATE TABLE IF NOT EXISTS telemetry_aggregates (
+    bundle_name TEXT NOT NULL,
+    bundle_version INTEGER NOT NULL,
+    bucket_start DOUBLE PRECISION NOT NULL,
+    bucket_seconds DOUBLE PRECISION NOT NULL,
+    windows INTEGER NOT NULL,
+    requests DOUBLE PRECISION NOT NULL,
+    rows DOUBLE PRECISION NOT NULL,
+    errors DOUBLE PRECISION NOT NULL,
+    latency TEXT NOT NULL DEFAULT '{}',
+    corrupt_profiles INTEGER NOT NULL DEFAULT 0,
+    input_profile {blob},
+    output_profile {blob},
+    PRIMARY KEY (bundle_name, bundle_version, bucket_start)
+);
+CREATE INDEX IF NOT EXISTS device_events_by_kind ON device_events (kind, at);

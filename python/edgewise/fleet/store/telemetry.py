@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .database import Database
+from .database import Cursor, Database
 from .devices import register_device
 
 
@@ -33,39 +34,71 @@ class TelemetryQueries(Database):
         with self.transaction() as cursor:
             register_device(cursor, window.device_id)
             inserted = cursor.execute(
-                "INSERT INTO telemetry_windows (device_id, message_id, bundle_name, "
-                "bundle_version, window_start, window_end, count, errors, latency, input_profile, "
-                "output_profile) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
-                (
-                    window.device_id,
-                    window.message_id,
-                    window.bundle_name,
-                    window.bundle_version,
-                    window.window_start,
-                    window.window_end,
-                    window.count,
-                    window.errors,
-                    json.dumps(window.latency),
-                    window.input_profile,
-                    window.output_profile,
-                ),
+                f"INSERT INTO telemetry_windows ({_COLUMNS}) VALUES ({_MARKS}) "
+                "ON CONFLICT (message_id) DO NOTHING",
+                _values(window),
             ).rowcount
         return inserted == 1
 
     def telemetry(
-        self, bundle_name: str, bundle_version: int, since: float = 0.0
+        self,
+        bundle_name: str,
+        bundle_version: int,
+        since: float = 0.0,
+        devices: Collection[str] | None = None,
     ) -> list[TelemetryWindow]:
-        """A bundle version's windows that started at or after `since`, oldest first."""
+        """A bundle version's windows that started at or after `since` (of `devices` only,
+        when given), oldest first."""
+        query = (
+            f"SELECT {_COLUMNS} FROM telemetry_windows WHERE bundle_name = ? "
+            "AND bundle_version = ? AND window_start >= ?"
+        )
+        params: list[Any] = [bundle_name, bundle_version, since]
+        if devices is not None:
+            if not devices:
+                return []
+            wanted = sorted(devices)
+            query += f" AND device_id IN ({', '.join('?' * len(wanted))})"
+            params.extend(wanted)
         with self.transaction() as cursor:
-            rows = cursor.execute(
-                "SELECT device_id, message_id, bundle_name, bundle_version, window_start, "
-                "window_end, count, errors, latency, input_profile, output_profile "
-                "FROM telemetry_windows WHERE bundle_name = ? AND bundle_version = ? "
-                "AND window_start >= ? ORDER BY window_start, id",
-                (bundle_name, bundle_version, since),
-            ).all()
+            rows = cursor.execute(query + " ORDER BY window_start, id", params).all()
         return [_telemetry(row) for row in rows]
+
+
+_COLUMNS = (
+    "device_id, message_id, bundle_name, bundle_version, window_start, window_end, count, "
+    "errors, latency, input_profile, output_profile"
+)
+_MARKS = ", ".join("?" * len(_COLUMNS.split(",")))
+
+
+def insert_windows(cursor: Cursor, windows: Sequence[TelemetryWindow]) -> None:
+    """Insert windows (registering their devices); one already stored is skipped."""
+    cursor.execute_many(
+        "INSERT INTO devices (id) VALUES (?) ON CONFLICT (id) DO NOTHING",
+        [(device,) for device in sorted({w.device_id for w in windows})],
+    )
+    cursor.execute_many(
+        f"INSERT INTO telemetry_windows ({_COLUMNS}) VALUES ({_MARKS}) "
+        "ON CONFLICT (message_id) DO NOTHING",
+        [_values(window) for window in windows],
+    )
+
+
+def _values(window: TelemetryWindow) -> tuple[Any, ...]:
+    return (
+        window.device_id,
+        window.message_id,
+        window.bundle_name,
+        window.bundle_version,
+        window.window_start,
+        window.window_end,
+        window.count,
+        window.errors,
+        json.dumps(window.latency),
+        window.input_profile,
+        window.output_profile,
+    )
 
 
 def _telemetry(row: dict[str, Any]) -> TelemetryWindow:

@@ -1,0 +1,176 @@
+"""Telemetry merged per bundle version and time bucket: the collector's time series, and the
+merged profiles that drift is computed from."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .database import Cursor, Database
+from .reports import existing_message_ids
+from .telemetry import TelemetryWindow, insert_windows
+
+_COLUMNS = (
+    "bundle_name, bundle_version, bucket_start, bucket_seconds, windows, requests, rows, "
+    "errors, latency, corrupt_profiles, input_profile, output_profile"
+)
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """One bundle version's telemetry in one time bucket, summed over windows and devices."""
+
+    bundle_name: str
+    bundle_version: int
+    bucket_start: float
+    bucket_seconds: float
+    windows: int = 0
+    requests: float = 0.0
+    rows: float = 0.0
+    errors: float = 0.0
+    #: Latency histogram: requests per bucket, by the metric names devices send.
+    latency: dict[str, float] = field(default_factory=dict)
+    corrupt_profiles: int = 0
+    input_profile: bytes | None = None
+    output_profile: bytes | None = None
+
+    @property
+    def key(self) -> tuple[str, int, float]:
+        return (self.bundle_name, self.bundle_version, self.bucket_start)
+
+
+#: Given the windows not stored before, their aggregates (one per key).
+Summarize = Callable[[Sequence[TelemetryWindow]], list[Aggregate]]
+#: The stored aggregate and the batch's one of the same key, combined.
+Combine = Callable[[Aggregate, Aggregate], Aggregate]
+
+
+class AggregateQueries(Database):
+    """Telemetry windows and their aggregates, written together."""
+
+    def unseen_telemetry(self, windows: Sequence[TelemetryWindow]) -> list[TelemetryWindow]:
+        """The windows whose message id is neither stored nor earlier in `windows`."""
+        with self.transaction() as cursor:
+            return _unseen(cursor, windows)
+
+    def record_telemetry_batch(
+        self,
+        windows: Sequence[TelemetryWindow],
+        aggregates: Sequence[Aggregate],
+        summarize: Summarize,
+        combine: Combine,
+    ) -> int:
+        """Store `windows` (found unseen by `unseen_telemetry`) and add `aggregates` (their
+        summary) to the stored ones, in one transaction; the number of windows stored.
+
+        Should another writer have stored some of the windows meanwhile, they are left out and
+        the rest summarized again, so no window is ever counted twice."""
+        with self.transaction() as cursor:
+            fresh = _unseen(cursor, windows)
+            if len(fresh) != len(windows):
+                aggregates = summarize(fresh)
+            insert_windows(cursor, fresh)
+            stored = _stored(cursor, [a.key for a in aggregates])
+            merged = [combine(stored[a.key], a) if a.key in stored else a for a in aggregates]
+            cursor.execute_many(
+                f"INSERT INTO telemetry_aggregates ({_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (bundle_name, bundle_version, bucket_start) DO UPDATE SET "
+                "windows = excluded.windows, requests = excluded.requests, "
+                "rows = excluded.rows, errors = excluded.errors, latency = excluded.latency, "
+                "corrupt_profiles = excluded.corrupt_profiles, "
+                "input_profile = excluded.input_profile, output_profile = excluded.output_profile",
+                [_values(a) for a in merged],
+            )
+        return len(fresh)
+
+    def aggregates(
+        self, bundle: tuple[str, int], since: float = 0.0, until: float | None = None
+    ) -> list[Aggregate]:
+        """The bundle version's aggregates of the buckets that end after `since` (and start
+        before `until`), oldest first."""
+        query = (
+            f"SELECT {_COLUMNS} FROM telemetry_aggregates WHERE bundle_name = ? "
+            "AND bundle_version = ? AND bucket_start + bucket_seconds > ?"
+        )
+        params: list[Any] = [bundle[0], bundle[1], since]
+        if until is not None:
+            query, params = query + " AND bucket_start < ?", [*params, until]
+        with self.transaction() as cursor:
+            rows = cursor.execute(query + " ORDER BY bucket_start", params).all()
+        return [_aggregate(row) for row in rows]
+
+    def telemetry_bundles(self, since: float = 0.0) -> list[tuple[str, int]]:
+        """The bundle versions with telemetry in buckets that end after `since`."""
+        with self.transaction() as cursor:
+            rows = cursor.execute(
+                "SELECT DISTINCT bundle_name, bundle_version FROM telemetry_aggregates "
+                "WHERE bucket_start + bucket_seconds > ? ORDER BY bundle_name, bundle_version",
+                (since,),
+            ).all()
+        return [(row["bundle_name"], int(row["bundle_version"])) for row in rows]
+
+
+def _unseen(cursor: Cursor, windows: Sequence[TelemetryWindow]) -> list[TelemetryWindow]:
+    seen = existing_message_ids(cursor, "telemetry_windows", [w.message_id for w in windows])
+    fresh = []
+    for window in windows:
+        if window.message_id is not None:
+            if window.message_id in seen:
+                continue
+            seen.add(window.message_id)
+        fresh.append(window)
+    return fresh
+
+
+def _stored(cursor: Cursor, keys: Sequence[tuple[str, int, float]]) -> dict[Any, Aggregate]:
+    found = {}
+    for name, version, start in keys:
+        row = cursor.execute(
+            f"SELECT {_COLUMNS} FROM telemetry_aggregates WHERE bundle_name = ? "
+            "AND bundle_version = ? AND bucket_start = ?",
+            (name, version, start),
+        ).one()
+        if row is not None:
+            aggregate = _aggregate(row)
+            found[aggregate.key] = aggregate
+    return found
+
+
+def _values(a: Aggregate) -> tuple[Any, ...]:
+    return (
+        a.bundle_name,
+        a.bundle_version,
+        a.bucket_start,
+        a.bucket_seconds,
+        a.windows,
+        a.requests,
+        a.rows,
+        a.errors,
+        json.dumps(a.latency, sort_keys=True),
+        a.corrupt_profiles,
+        a.input_profile,
+        a.output_profile,
+    )
+
+
+def _aggregate(row: dict[str, Any]) -> Aggregate:
+    def as_bytes(value: Any) -> bytes | None:
+        return None if value is None else bytes(value)  # PostgreSQL hands back memoryview
+
+    return Aggregate(
+        bundle_name=row["bundle_name"],
+        bundle_version=int(row["bundle_version"]),
+        bucket_start=float(row["bucket_start"]),
+        bucket_seconds=float(row["bucket_seconds"]),
+        windows=int(row["windows"]),
+        requests=float(row["requests"]),
+        rows=float(row["rows"]),
+        errors=float(row["errors"]),
+        latency=json.loads(row["latency"]),
+        corrupt_profiles=int(row["corrupt_profiles"]),
+        input_profile=as_bytes(row["input_profile"]),
+        output_profile=as_bytes(row["output_profile"]),
+    )
