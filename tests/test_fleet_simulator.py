@@ -4,20 +4,24 @@ the ACL) and a real control side (TUF metadata, chunks, operator-signed commands
 from __future__ import annotations
 
 import base64
+import json
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agent_fleet import Fleet, serving_fleet, two_versions
+from agent_fleet import EDGEWISE, Fleet, serving_fleet, two_versions
 from agent_support import ref_of, with_wrong_expectations
+from click.testing import CliRunner
 from mqtt_broker import Broker, Credentials
 from trust_world import World
 
 from edgewise import Profile
 from edgewise.agent.commands import new_command, sign_command
+from edgewise.cli import main
 from edgewise.fleet.simulator import Drift, FleetConfig, Offline, Simulator, write_password_file
-from edgewise.fleet.simulator.credentials import new_passwords
+from edgewise.fleet.simulator.credentials import new_passwords, write_credentials
 from edgewise.transport import BundleRef, SlotStatus, State, Status, Telemetry
 from edgewise.transport.acl import CONTROL_USER
 from edgewise.transport.topics import Kind, device_topic
@@ -235,3 +239,41 @@ def test_devices_that_lose_power_are_reported_offline_by_their_will(fleet, world
         staying = [d.device for d in simulator.devices if d.device not in gone]
         assert simulator.wait_online(TIMEOUT, count=len(staying))
         assert all(latest_states(fleet)[d].status is Status.ONLINE for d in staying)
+
+
+def test_the_command_runs_the_devices_for_its_duration_and_sums_up(fleet, world, sim_broker):
+    ids = [f"sim-{i:04d}" for i in range(DEVICES)]
+    credentials = write_credentials(
+        {d: sim_broker.credentials.passwords[d] for d in ids}, world.tmp / "sim.passwords"
+    )
+    command = [
+        EDGEWISE, "fleet", "simulate", "--devices", str(DEVICES),
+        "--broker", f"mqtt://127.0.0.1:{sim_broker.port}",
+        "--credentials", str(credentials), "--trust-root", str(world.tmp / "root.json"),
+        "--label", "fleet=cli", "--label-spread", "site=berlin,paris,tokyo",
+        "--duration", "4s", "--json",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr.decode()
+    summary = json.loads(result.stdout)
+    assert (summary["devices"], summary["online"]) == (DEVICES, DEVICES)
+    assert summary["installs_done"] == summary["installs_failed"] == 0
+    # A clean stop says offline for every device, as the agent does on SIGTERM.
+    states = wait_all(fleet, ids, lambda s: s.status is Status.OFFLINE)
+    assert states["sim-0002"].labels == {"fleet": "cli", "site": "tokyo"}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--drift", "half:income:3"], "expected FRACTION:COLUMN:SHIFT"),
+        (["--offline", "0.1"], "expected FRACTION:AFTER"),
+        (["--password-template", "secret"], "has no {device}"),
+    ],
+)
+def test_the_command_refuses_malformed_options(arguments, message, world):
+    root = str(world.tmp / "root.json")
+    base = ["fleet", "simulate", "-n", "2", "--trust-root", root, "--password-template", "{device}"]
+    result = CliRunner().invoke(main, [*base, *arguments])
+    assert result.exit_code == 1, result.output
+    assert message in result.output

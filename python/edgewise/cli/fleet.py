@@ -17,6 +17,7 @@ import click
 
 from ..exceptions import AuditError, FleetApiError
 from .output import echo_json
+from .simulate import simulate_command
 
 F = Callable[..., Any]
 DEFAULT_API = "http://127.0.0.1:8700"
@@ -331,3 +332,6 @@ def token_create_command(name: str, role: str, db: str) -> None:
 
     with Store.open(db) as store:
         click.echo(create_token(store, name, Role.parse(role)))
+
+
+fleet_group.add_command(simulate_command)
