@@ -164,7 +164,13 @@ class Connection:
 
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> paho.MQTTMessageInfo:
         """Queue a QoS 1 publish. While disconnected paho keeps it and sends it on reconnect."""
-        return self._client.publish(topic, payload, qos=QOS, retain=retain)
+        info = self._client.publish(topic, payload, qos=QOS, retain=retain)
+        self._kick()
+        return info
+
+    def _kick(self) -> None:
+        if self.loop is not None:
+            self.loop.kick(self._client)
 
     def is_connected(self) -> bool:
         """Connected, with every subscription acknowledged by the broker."""
@@ -206,6 +212,7 @@ class Connection:
             self.publish_will(timeout)
         self._stopping.set()
         self._client.disconnect()
+        self._kick()
         if self.loop is not None:
             self.loop.remove(self)
             stopped = self._stopped.wait(timeout)
@@ -315,6 +322,7 @@ class Connection:
             _, mid = self._client.subscribe([(f, QOS) for f in topic_filters])
             if mid is not None:  # None only when paho refused the call outright (not connected)
                 self._pending_subscribes.add(mid)
+        self._kick()
 
     def _on_subscribe(
         self, client: paho.Client, userdata: Any, mid: int, reasons: Any, _: Any

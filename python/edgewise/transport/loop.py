@@ -9,8 +9,12 @@ second, and (re)connects the connections that are due, each with its own backoff
 then costs one socket.
 
 Handlers run on the loop thread, as they do on a connection's own thread: they must hand work
-over, never block. Other threads may publish at any time: paho queues the packet and tells the
-loop (through `on_socket_register_write`) to wait for the socket to be writable.
+over, never block. Other threads may publish at any time: paho queues the packet and the
+connection `kick`s the loop, which then waits for the socket to be writable. The loop decides
+that from paho's queue itself (`want_write`) after every step, not from paho's
+`on_socket_(un)register_write` callbacks: those rest on a flag that paho reads and writes from
+both threads without a lock, and a lost update strands a queued packet (seen at 1,000 devices:
+DISCONNECTs that were never written).
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ class NetworkLoop:
         self._wake_write.setblocking(False)
         self._selector.register(self._wake_read, selectors.EVENT_READ, None)
         self._lock = threading.Lock()  # guards the request lists below
-        self._write_wanted: set[Any] = set()
+        self._write_wanted: set[paho.Client] = set()
         self._requests: list[Callable[[], None]] = []
         self._woken = False
         self._due: list[tuple[float, int, Connection]] = []  # (when, tie-break, connection)
@@ -80,8 +84,8 @@ class NetworkLoop:
         """Route `client`'s socket events to this loop (called when the connection is made)."""
         client.on_socket_open = lambda c, u, sock: self._opened(connection, c, sock)
         client.on_socket_close = lambda c, u, sock: self._closed(sock)
-        client.on_socket_register_write = lambda c, u, sock: self._want_write(sock)
-        client.on_socket_unregister_write = lambda c, u, sock: self._no_write(sock)
+        # Set so that paho never writes from the publishing thread; `kick` does the real work.
+        client.on_socket_register_write = lambda c, u, sock: self.kick(c)
         self._clients[connection] = client
 
     def add(self, connection: Connection) -> None:
@@ -92,6 +96,16 @@ class NetworkLoop:
         """Let go of `connection` once its DISCONNECT is written (`Connection.stop` calls this);
         the connection's `released` says when."""
         self._call(lambda: self._remove(connection))
+
+    def kick(self, client: paho.Client) -> None:
+        """`client` may have queued packets: write them (call after every publish, subscribe or
+        disconnect from another thread)."""
+        if threading.get_ident() == self._ident:
+            self._update_events(client)
+            return
+        with self._lock:
+            self._write_wanted.add(client)
+        self._wake()
 
     def __len__(self) -> int:
         return len(self._clients)
@@ -121,18 +135,6 @@ class NetworkLoop:
             self._call(lambda: self._unregister(sock))
         else:
             self._unregister(sock)
-
-    def _want_write(self, sock: Any) -> None:
-        if threading.get_ident() == self._ident:
-            self._set_events(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
-            return
-        with self._lock:
-            self._write_wanted.add(sock)
-        self._wake()
-
-    def _no_write(self, sock: Any) -> None:
-        if threading.get_ident() == self._ident:
-            self._set_events(sock, selectors.EVENT_READ)
 
     # -- the loop thread -----------------------------------------------------------------------
 
@@ -170,6 +172,15 @@ class NetworkLoop:
             if client.socket() is not None:
                 self._unregister(client.socket())
             self._lost(connection)
+        else:
+            self._update_events(client)
+
+    def _update_events(self, client: paho.Client) -> None:
+        """Wait for the socket to be writable exactly while paho has packets queued."""
+        sock = client.socket()
+        if sock is not None:
+            wanted = selectors.EVENT_READ | (selectors.EVENT_WRITE if client.want_write() else 0)
+            self._set_events(sock, wanted)
 
     def _lost(self, connection: Connection) -> None:
         connection.lost()
@@ -212,19 +223,18 @@ class NetworkLoop:
         with self._lock:
             requests, self._requests = self._requests, []
             wanted, self._write_wanted = self._write_wanted, set()
-        for sock in wanted:
-            self._set_events(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
+        for client in wanted:
+            self._update_events(client)
         for request in requests:
             request()
 
     def _drain_wake(self) -> None:
-        with self._lock:
-            self._woken = False
-        try:
+        # Drain first, then clear the flag: a wake-up sent in between stays for the next select.
+        with contextlib.suppress(BlockingIOError):
             while self._wake_read.recv(4096):
                 pass
-        except BlockingIOError:
-            pass
+        with self._lock:
+            self._woken = False
 
     def _set_events(self, sock: Any, events: int) -> None:
         try:
