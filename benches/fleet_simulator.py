@@ -198,12 +198,8 @@ def run(devices: int, work: Path, repo: Path, root: Path, signer: Any, args: Any
             for device in ids[sent:upto]:
                 side.send(new_command(device, "install", bundle=("credit", 1)))
             sent = upto
-            finished = reports.wait(
-                lambda: len(reports.done) + len(reports.failed) >= sent, PHASE_TIMEOUT
-            )
-            assert finished, (
-                f"wave to {sent}: {len(reports.done)} done, {len(reports.failed)} failed"
-            )
+            finished = reports.wait(lambda n=sent: reports.outcomes() >= n, PHASE_TIMEOUT)
+            assert finished, f"wave to {sent}: {len(reports.done)} done, {reports.failed}"
             waves.append(round(time.monotonic() - wave_started, 2))
             log(f"wave to {sent} devices done in {waves[-1]}s")
         rollout = time.monotonic() - rollout_started
