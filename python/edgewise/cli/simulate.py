@@ -147,12 +147,13 @@ def simulate_command(**options: Any) -> None:
     if options["as_json"]:
         echo_json(summary)
         return
+    running = ", ".join(f"{bundle} on {count}" for bundle, count in summary["running"].items())
     click.echo(
         f"{summary['online']} of {summary['devices']} devices online; installs "
         f"{summary['installs_done']} done, {summary['installs_failed']} failed; "
         f"{summary['rollbacks']} rollbacks; {summary['commands_rejected']} commands rejected; "
         f"{summary['bytes_received']} bytes received; {summary['telemetry_windows']} telemetry "
-        f"windows; running {summary['running']}"
+        f"windows; running {running}"
     )
 
 

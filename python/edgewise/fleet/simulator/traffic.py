@@ -89,14 +89,14 @@ class Traffic:
         if self.drift is None:
             return table
         column = self.drift.column
-        if column not in table.column_names or (
-            not pa.types.is_floating(table.schema.field(column).type)
-            and not pa.types.is_integer(table.schema.field(column).type)
-        ):
+        kind = table.schema.field(column).type if column in table.column_names else None
+        if kind is None or not (pa.types.is_floating(kind) or pa.types.is_integer(kind)):
             if not self._warned:
                 self._warned = True
                 log.warning("%s: drift column %r is not a numeric input", device, column)
             return table
-        values = table[column]
-        shifted = pc.add(values.cast(pa.float64()), self.drift.shift).cast(values.type)
-        return table.set_column(table.column_names.index(column), column, shifted)
+        shifted = pc.add(table[column].cast(pa.float64()), self.drift.shift)
+        if pa.types.is_integer(kind):  # a count shifted by a fraction stays a count
+            shifted = pc.round(shifted)
+        index = table.column_names.index(column)
+        return table.set_column(index, column, shifted.cast(kind))
