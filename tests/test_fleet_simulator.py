@@ -28,6 +28,7 @@ from edgewise.transport.topics import Kind, device_topic
 from edgewise.trust.keys import generate_key
 
 DEVICES = 20
+SCALE_DEVICES = 400  # the broker knows this many devices; one test runs them all (~8 s)
 TIMEOUT = 60.0  # seconds for the whole small fleet to do something, on a loaded machine
 
 
@@ -35,7 +36,7 @@ TIMEOUT = 60.0  # seconds for the whole small fleet to do something, on a loaded
 def sim_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     directory = tmp_path_factory.mktemp("sim-mosquitto")
     os.chmod(directory, 0o700)
-    ids = [f"sim-{i:04d}" for i in range(DEVICES)]
+    ids = [f"sim-{i:04d}" for i in range(SCALE_DEVICES)]
     passwords = new_passwords([CONTROL_USER, *ids])
     password_file = write_password_file(passwords, directory / "passwords")
     server = Broker(directory, Credentials(password_file, passwords))
@@ -54,10 +55,10 @@ def fleet(world: World, sim_broker: Broker, versions) -> Iterator[Fleet]:
     yield from serving_fleet(world, sim_broker, list(versions))
 
 
-def config(world: World, broker: Broker, **options) -> FleetConfig:
+def config(world: World, broker: Broker, devices: int = DEVICES, **options) -> FleetConfig:
     settings = broker.settings(CONTROL_USER)
     return FleetConfig(
-        devices=DEVICES,
+        devices=devices,
         broker=settings,
         password=broker.credentials.passwords.__getitem__,
         trust_root=(world.tmp / "root.json").read_bytes(),
@@ -277,3 +278,20 @@ def test_the_command_refuses_malformed_options(arguments, message, world):
     result = CliRunner().invoke(main, [*base, *arguments])
     assert result.exit_code == 1, result.output
     assert message in result.output
+
+
+def test_hundreds_of_devices_take_a_rollout_in_four_waves(fleet, world, sim_broker, versions):
+    first = ref_of(versions[0])
+    options = {"devices": SCALE_DEVICES, "telemetry_every": 10.0, "rows_per_window": 20}
+    with Simulator(config(world, sim_broker, **options)) as simulator:
+        assert simulator.wait_online(120.0)
+        ids = [d.device for d in simulator.devices]
+        sent = 0
+        for share in (0.01, 0.1, 0.5, 1.0):
+            wave = ids[sent : round(share * len(ids))]
+            install_all(fleet, wave, first)
+            wait_all(fleet, wave, running(first), timeout=120.0)
+            sent += len(wave)
+        summary = simulator.summary()
+    assert summary["installs_done"] == SCALE_DEVICES and summary["installs_failed"] == 0
+    assert summary["tuf_verifications"] == 1 and summary["health_checks"] == 1
