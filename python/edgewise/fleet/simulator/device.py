@@ -22,13 +22,10 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from concurrent.futures import Executor
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...agent.commands import Command, CommandVerifier, SequenceInMemory
-from ...agent.health import HealthPolicy, check_health
+from ...agent.health import check_health
 from ...agent.install import Installer
 from ...agent.slots import SlotRecord
 from ...agent.tuf_inbox import MetadataInbox
@@ -36,11 +33,11 @@ from ...exceptions import CommandError, EdgewiseError, TrustError
 from ...transport.client import BrokerSettings, Connection, Will
 from ...transport.frames import Chunk
 from ...transport.inbound import Inbound
-from ...transport.loop import NetworkLoop
 from ...transport.messages import BundleRef, Event, Level, SlotStatus, State, Status, encode
 from ...transport.topics import TUF_ROLES, Kind, device_topic
 from ...trust.accepted import AcceptedInMemory
-from .shared import SharedBundles, SharedTrust, VerifiedMetadata
+from .context import DeviceContext
+from .shared import VerifiedMetadata
 from .slots import MemorySlots
 from .transfer import PacedDownload
 
@@ -50,42 +47,6 @@ if TYPE_CHECKING:
     from ...model import Model
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Counters:
-    """What the devices of one process did, for the summary (updated under `lock`)."""
-
-    installs_done: int = 0
-    installs_failed: int = 0
-    rollbacks: int = 0
-    commands_rejected: int = 0
-    bytes_received: int = 0
-    telemetry_windows: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, **amounts: int) -> None:
-        with self.lock:
-            for name, amount in amounts.items():
-                setattr(self, name, getattr(self, name) + amount)
-
-
-@dataclass(frozen=True)
-class DeviceContext:
-    """What every device of the process shares: the loop, the workers, the shared work."""
-
-    loop: NetworkLoop
-    workers: Executor
-    trust: SharedTrust
-    bundles: SharedBundles
-    counters: Counters
-    scratch: Path
-    health: HealthPolicy
-    chunk_size: int
-    window: int
-    request_timeout: float
-    transfer_timeout: float
-    metadata_wait: float = 15.0  # seconds to wait for the first retained TUF documents
 
 
 class SimulatedDevice:

@@ -34,7 +34,8 @@ from ...transport.client import BrokerSettings
 from ...transport.loop import NetworkLoop
 from ...transport.messages import encode
 from ...transport.topics import Kind, check_device_id
-from .device import Counters, DeviceContext, SimulatedDevice
+from .context import Counters, DeviceContext
+from .device import SimulatedDevice
 from .shared import SharedBundles, SharedTrust
 from .traffic import Drift, Traffic
 
