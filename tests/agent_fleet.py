@@ -7,13 +7,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from agent_support import ref_of
 from mqtt_broker import DELIVERY_TIMEOUT, Broker, Collector
-from trust_world import World
+from trust_world import World, variant
 
 from edgewise.agent.commands import Command, new_command
 from edgewise.agent.config import env_name
@@ -175,6 +175,20 @@ def start_fleet(world: World, broker: Broker, bundles: list[Path]) -> tuple[Flee
     control.publish_metadata()
     assert all(ref_of(path) for path in bundles)
     return Fleet(world, control, reports), connection
+
+
+def two_versions(world: World) -> tuple[Path, Path]:
+    """The world's bundle published as two consecutive versions."""
+    first = world.publish()
+    second = world.publish(variant(world.bundle, version=world.bundle.version + 1))
+    return first, second
+
+
+def serving_fleet(world: World, broker: Broker, bundles: list[Path]) -> Iterator[Fleet]:
+    """`start_fleet` for a fixture: the control side runs until the test ends."""
+    fleet, connection = start_fleet(world, broker, bundles)
+    yield fleet
+    connection.stop()
 
 
 def restarted_at() -> float:

@@ -8,9 +8,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agent_fleet import AgentProcess, Fleet, active_is, restarted_at, start_fleet
+from agent_fleet import (
+    AgentProcess,
+    Fleet,
+    active_is,
+    restarted_at,
+    serving_fleet,
+    start_fleet,
+    two_versions,
+)
 from agent_support import ref_of, with_wrong_expectations
-from trust_world import World, variant
+from trust_world import World
 
 from edgewise.agent.commands import new_command, sign_command
 from edgewise.agent.crashpoints import CRASH_ENV
@@ -21,16 +29,12 @@ from edgewise.trust.keys import generate_key
 
 @pytest.fixture
 def versions(world: World) -> tuple[Path, Path]:
-    first = world.publish()
-    second = world.publish(variant(world.bundle, version=world.bundle.version + 1))
-    return first, second
+    return two_versions(world)
 
 
 @pytest.fixture
 def fleet(world: World, broker, versions) -> Iterator[Fleet]:
-    fleet, connection = start_fleet(world, broker, list(versions))
-    yield fleet
-    connection.stop()
+    yield from serving_fleet(world, broker, list(versions))
 
 
 def test_signed_install_then_upgrade_then_rollback(fleet, agent, versions):

@@ -108,22 +108,57 @@ def sign_command(command: Command, signer: Signer) -> bytes:
     return json.dumps(document, separators=(",", ":")).encode()
 
 
-class CommandVerifier:
-    """Checks commands for one device against the operator keys of its trusted root."""
+class SequenceFile:
+    """The last accepted sequence number in the state directory (fsynced, so no replay survives
+    a restart or a power cut)."""
 
-    def __init__(self, device: str, state_dir: Path, trusted_root: Callable[[], Root]) -> None:
-        self.device = device
-        self.trusted_root = trusted_root
-        self.sequence_path = state_dir / SEQUENCE_FILE
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / SEQUENCE_FILE
 
-    @property
-    def last_seq(self) -> int:
+    def last(self) -> int:
         try:
-            return int(json.loads(self.sequence_path.read_bytes())["seq"])
+            return int(json.loads(self.path.read_bytes())["seq"])
         except FileNotFoundError:
             return -1
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise CommandError(f"{self.sequence_path}: unreadable command sequence: {exc}") from exc
+            raise CommandError(f"{self.path}: unreadable command sequence: {exc}") from exc
+
+    def record(self, seq: int) -> None:
+        replace_durably(self.path, json.dumps({"seq": seq}).encode())
+
+
+class SequenceInMemory:
+    """The last accepted sequence number of a simulated device, which lives as long as its
+    process (the fleet simulator's devices have no disk of their own)."""
+
+    def __init__(self) -> None:
+        self.seq = -1
+
+    def last(self) -> int:
+        return self.seq
+
+    def record(self, seq: int) -> None:
+        self.seq = seq
+
+
+class CommandVerifier:
+    """Checks commands for one device against the operator keys of its trusted root."""
+
+    def __init__(
+        self,
+        device: str,
+        sequence: Path | SequenceFile | SequenceInMemory,
+        trusted_root: Callable[[], Root],
+    ) -> None:
+        """`sequence` keeps the last accepted sequence number: a state directory (the agent's
+        file there) or a `SequenceInMemory`."""
+        self.device = device
+        self.trusted_root = trusted_root
+        self.sequence = SequenceFile(sequence) if isinstance(sequence, Path) else sequence
+
+    @property
+    def last_seq(self) -> int:
+        return self.sequence.last()
 
     def accept(self, data: bytes, now: float | None = None) -> Command:
         """The command in `data` if it may be acted on, else `CommandError` with the reason.
@@ -147,7 +182,7 @@ class CommandVerifier:
                 f"{command.describe()}: sequence {command.seq} is not above the last accepted "
                 f"({last}); a replay or an out-of-date command"
             )
-        replace_durably(self.sequence_path, json.dumps({"seq": command.seq}).encode())
+        self.sequence.record(command.seq)
         return command
 
     def _check_signatures(self, payload: str, signatures: list[Any]) -> None:

@@ -11,6 +11,9 @@ The steps, each survivable by a crash (the restart test kills the agent at every
 Until step 5 the pointer names the old slot, so a crash anywhere before it leaves the old model
 serving, and on restart `SlotStore.recover` fails the half-done slot and removes its files.
 A failed check marks the slot failed with the reason; the old slot never stops serving.
+
+The installer works on any `SlotStorage`: the agent's `SlotStore` keeps slots on disk, the
+fleet simulator's devices keep theirs in memory, and both go through these same steps.
 """
 
 from __future__ import annotations
@@ -18,21 +21,37 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from ..exceptions import EdgewiseError, InstallError
 from ..transport.messages import BundleRef, SlotStatus
 from .crashpoints import crash_point
-from .durable import move_durably
 from .health import HealthPolicy, HealthReport, check_health
-from .slots import SlotRecord, SlotStore, SlotTable
+from .slots import SlotRecord, SlotTable
 
 if TYPE_CHECKING:
+    from ..bundle import Bundle
     from ..model import Model
     from ..trust import VerifiedBundle
 
-#: Verifies the bundle file at a path through the trust layer (without recording its version).
-Verify = Callable[[Path], "VerifiedBundle"]
+#: Where a slot's bundle lives: a file path for the agent, the bytes for a simulated device.
+Where = TypeVar("Where")
+#: The health check of a verified bundle: the loaded model and its report, or `InstallError`.
+HealthCheck = Callable[["Bundle"], tuple["Model", HealthReport]]
+
+
+class SlotStorage(Protocol[Where]):
+    """The A/B slots and their pointer (`slots.SlotStore` on disk)."""
+
+    scratch: Path  # a directory for the health check's temporary files
+
+    def load(self) -> SlotTable: ...
+    def save(self, table: SlotTable) -> None: ...
+    def clear(self, slot: str) -> None: ...
+    def holds(self, slot: str, bundle: BundleRef) -> bool: ...
+    def put(self, slot: str, downloaded: Where) -> Where:
+        """Move the downloaded bundle into `slot`; where it now is."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -45,11 +64,22 @@ class Installed:
     table: SlotTable
 
 
-class Installer:
-    def __init__(self, store: SlotStore, verify: Verify, policy: HealthPolicy) -> None:
+class Installer(Generic[Where]):
+    def __init__(
+        self,
+        store: SlotStorage[Where],
+        verify: Callable[[Where], VerifiedBundle],
+        check: HealthPolicy | HealthCheck,
+    ) -> None:
+        """`verify` checks the bundle in a slot through the trust layer (without recording its
+        version); `check` is the health check, or the policy of the standard one."""
         self.store = store
         self.verify = verify
-        self.policy = policy
+        if isinstance(check, HealthPolicy):
+            policy = check
+            self.check: HealthCheck = lambda bundle: check_health(bundle, policy, store.scratch)
+        else:
+            self.check = check
 
     def mark(self, bundle: BundleRef) -> SlotTable:
         """Give the inactive slot to `bundle` (status downloading) before its bytes arrive, so
@@ -63,18 +93,17 @@ class Installer:
         self.store.save(marked)
         return marked
 
-    def install(self, downloaded: Path, bundle: BundleRef) -> Installed:
-        """Install the downloaded file of `bundle`; `InstallError` if it may not serve."""
+    def install(self, downloaded: Where, bundle: BundleRef) -> Installed:
+        """Install the downloaded `bundle`; `InstallError` if it may not serve."""
         marked = self.mark(bundle)
         slot = marked.inactive()  # marking leaves the active slot as it was
         crash_point("install.marked")
-        target = self.store.bundle_path(slot)
-        move_durably(downloaded, target)
+        target = self.store.put(slot, downloaded)
         crash_point("install.written")
         try:
             verified = self.verify(target)
             crash_point("install.verified")
-            model, report = check_health(verified.bundle, self.policy, target.parent)
+            model, report = self.check(verified.bundle)
             crash_point("install.checked")
         except EdgewiseError as exc:
             self._fail(marked, slot, bundle, str(exc))

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..exceptions import AgentError
 from ..transport.messages import BundleRef, Slot, SlotStatus
-from .durable import remove_temporaries, replace_durably
+from .durable import move_durably, remove_temporaries, replace_durably
 
 FORMAT = "edgewise-agent-slots"
 FORMAT_VERSION = 1
@@ -126,6 +126,13 @@ class SlotStore:
         self.state_dir = state_dir
         self.pointer = state_dir / POINTER_FILE
         self.directory = state_dir / "slots"
+        self.scratch = self.directory  # the health check's temporary copy of its sample
+
+    def put(self, slot: str, downloaded: Path) -> Path:
+        """Move a downloaded bundle file into `slot` (durably); its path there."""
+        target = self.bundle_path(slot)
+        move_durably(downloaded, target)
+        return target
 
     def bundle_path(self, slot: str) -> Path:
         return self.directory / slot / BUNDLE_FILE

@@ -169,21 +169,27 @@ class TelemetryWindows:
         """End the current window (send it) and open the next one for `bundle`."""
         ended, now = self._current, time.time()
         self._current = Window(bundle, now)
+        self.send(window_message(ended, now, self.usage.reading()))
+
+
+def window_message(window: Window, end: float, usage: dict[str, float]) -> Telemetry:
+    """The telemetry message of `window`, ended at `end`, with the process's `usage`; its
+    profiles are left out (and `profiles_omitted` says so) if they would pass the message cap."""
+    message = Telemetry(
+        window_start=window.start,
+        window_end=end,
+        bundle=window.bundle,
+        metrics={**window.metrics(), **usage},
+        profiles=window.profiles(),
+    )
+    try:
+        encode(message)
+    except MessageError:
+        log.warning("window profiles over the message cap; sent without them")
         message = Telemetry(
-            window_start=ended.start,
-            window_end=now,
-            bundle=ended.bundle,
-            metrics={**ended.metrics(), **self.usage.reading()},
-            profiles=ended.profiles(),
+            window_start=message.window_start,
+            window_end=message.window_end,
+            bundle=message.bundle,
+            metrics={**message.metrics, "profiles_omitted": 1},
         )
-        try:
-            encode(message)
-        except MessageError:
-            log.warning("window profiles over the message cap; sent without them")
-            message = Telemetry(
-                window_start=message.window_start,
-                window_end=message.window_end,
-                bundle=message.bundle,
-                metrics={**message.metrics, "profiles_omitted": 1},
-            )
-        self.send(message)
+    return message

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from tuf.api.exceptions import DownloadHTTPError
 from tuf.ngclient import FetcherInterface
 
-from .tuf_inbox import MetadataInbox
+from .tuf_inbox import MetadataInbox, MetadataSnapshot
 
 BASE_URL = "mqtt://edgewise/v1/tuf/"
 _FILE = re.compile(
@@ -25,7 +25,7 @@ _FILE = re.compile(
 
 
 class InboxFetcher(FetcherInterface):
-    def __init__(self, inbox: MetadataInbox, wait: float) -> None:
+    def __init__(self, inbox: MetadataInbox | MetadataSnapshot, wait: float) -> None:
         self.inbox = inbox
         self.wait = wait  # seconds to wait for a role's first retained document
 

@@ -11,6 +11,7 @@ only, so the idle agent does not load python-tuf until it installs something.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -55,6 +56,12 @@ class MetadataInbox:
             self._arrived.wait_for(lambda: version in self._roots, timeout)
             return self._roots.get(version)
 
+    def snapshot(self) -> MetadataSnapshot:
+        """What the inbox holds now, frozen: the fleet simulator verifies such a snapshot once
+        for every device that holds exactly the same documents."""
+        with self._arrived:
+            return MetadataSnapshot(dict(self._documents), dict(self._roots))
+
     def _on_metadata(self, inbound: Inbound) -> None:
         role, topic_version = parse_tuf_topic(inbound.topic)
         assert isinstance(inbound.body, bytes)
@@ -76,3 +83,31 @@ class MetadataInbox:
             else:
                 self._roots[version] = document
             self._arrived.notify_all()
+
+
+@dataclass(frozen=True)
+class MetadataSnapshot:
+    """An inbox's documents at one moment; answers like the inbox (without waiting)."""
+
+    documents: dict[str, Document]
+    roots: dict[int, Document]
+
+    def get(self, role: str, timeout: float) -> Document | None:
+        return self.documents.get(role)
+
+    def root(self, version: int, timeout: float) -> Document | None:
+        current = self.documents.get("root")
+        if current is None or version > current.version:
+            return None
+        return current if version == current.version else self.roots.get(version)
+
+    def key(self) -> bytes:
+        """A digest of every document's exact bytes: equal keys, equal documents."""
+        digest = hashlib.sha256()
+        for label, document in sorted(
+            [(f"role:{role}", d) for role, d in self.documents.items()]
+            + [(f"root:{version}", d) for version, d in self.roots.items()]
+        ):
+            digest.update(f"{label}:{len(document.data)}:".encode())
+            digest.update(document.data)
+        return digest.digest()

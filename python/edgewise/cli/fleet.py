@@ -333,10 +333,10 @@ def token_create_command(name: str, role: str, db: str) -> None:
         click.echo(create_token(store, name, Role.parse(role)))
 
 
-# At the end: `rollout` builds on this module's client and options.
+# At the end: the commands kept in their own modules build on this module's client and options.
+from . import fleet_telemetry  # noqa: E402, F401  (drift, series attach themselves)
 from .rollout import rollout_group  # noqa: E402
+from .simulate import simulate_command  # noqa: E402
 
 fleet_group.add_command(rollout_group)
-
-# The collector's commands (drift, series) live in their own module and attach to this group.
-from . import fleet_telemetry  # noqa: E402, F401
+fleet_group.add_command(simulate_command)

@@ -27,14 +27,17 @@ BROKER_SPEC: dict[str, tuple[type, Any]] = {
 }
 
 
+def parse_broker_url(text: str, source: str) -> tuple[str, int, bool]:
+    """(host, port, TLS) of ``mqtt://HOST[:PORT]`` or ``mqtts://HOST[:PORT]``."""
+    url = urlparse(text)
+    if url.scheme not in DEFAULT_PORTS or not url.hostname:
+        raise ConfigError(f"{source} {text!r}: expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")
+    return url.hostname, url.port or DEFAULT_PORTS[url.scheme], url.scheme == "mqtts"
+
+
 def broker_settings(values: dict[str, Any], default_username: str, source: str) -> BrokerSettings:
     """BrokerSettings from resolved ``broker.*`` values; the username defaults as given."""
-    url = urlparse(values["broker.url"])
-    if url.scheme not in DEFAULT_PORTS or not url.hostname:
-        raise ConfigError(
-            f"{source}: broker.url {values['broker.url']!r}: expected mqtt://HOST[:PORT] or "
-            "mqtts://HOST[:PORT]"
-        )
+    host, port, tls_wanted = parse_broker_url(values["broker.url"], f"{source}: broker.url")
     password = values["broker.password"] or None
     if values["broker.password_file"]:
         try:
@@ -42,15 +45,15 @@ def broker_settings(values: dict[str, Any], default_username: str, source: str) 
         except OSError as exc:
             raise ConfigError(f"{source}: broker.password_file: {exc.strerror}") from exc
     tls = None
-    if url.scheme == "mqtts":
+    if tls_wanted:
         tls = Tls(
             values["broker.ca_file"] or None,
             values["broker.cert_file"] or None,
             values["broker.key_file"] or None,
         )
     return BrokerSettings(
-        host=url.hostname,
-        port=url.port or DEFAULT_PORTS[url.scheme],
+        host=host,
+        port=port,
         username=values["broker.username"] or default_username,
         password=password,
         tls=tls,

@@ -3,19 +3,21 @@
 MQTT 3.1.1 only (so any broker works), QoS 1 everywhere, a persistent session (a stable client
 id and `clean_session=False`, so the broker keeps subscriptions and queues QoS 1 messages while
 the client is away), an optional last will, TLS and username/password. The connection runs its
-own network thread, which reconnects with exponential backoff and full jitter (paho's built-in
-reconnect doubles its delay without jitter). Each received payload is checked by
-`decode_inbound` before a handler sees it; a payload that fails is logged and dropped, and a
-handler that raises is logged: neither ever stops the network thread.
+own network thread, or, given a `loop.NetworkLoop`, shares that loop's one thread with many other
+connections (the fleet simulator runs thousands so); either way it reconnects with exponential
+backoff and full jitter (paho's built-in reconnect doubles its delay without jitter). Each
+received payload is checked by `decode_inbound` before a handler sees it; a payload that fails is
+logged and dropped, and a handler that raises is logged: neither ever stops the network thread.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -23,6 +25,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from ..exceptions import MessageError
 from .backoff import Backoff
 from .inbound import Inbound, decode_inbound
+
+if TYPE_CHECKING:
+    from .loop import NetworkLoop
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +67,21 @@ class Will:
 class Connection:
     """One MQTT session: subscribe with handlers, publish at QoS 1, stop cleanly."""
 
-    def __init__(self, client_id: str, settings: BrokerSettings, will: Will | None = None) -> None:
+    def __init__(
+        self,
+        client_id: str,
+        settings: BrokerSettings,
+        will: Will | None = None,
+        loop: NetworkLoop | None = None,
+    ) -> None:
         self.client_id = client_id
         self.settings = settings
         self.will = will
+        self.loop = loop  # None: the connection runs its own network thread
         self.dropped = 0  # payloads that failed their checks
         self._subscriptions: dict[str, list[Handler]] = {}
         self._connect_listeners: list[Callable[[], None]] = []
+        self._ready_listeners: list[Callable[[], None]] = []
         self._publish_listeners: list[Callable[[int], None]] = []
         # Ready: connected, and the broker acknowledged every subscription (SUBACK), so no
         # message published from now on can be missed. `_lock` guards `_pending_subscribes`
@@ -79,6 +92,9 @@ class Connection:
         self._stopping = threading.Event()
         self._backoff = Backoff(settings.backoff_initial, settings.backoff_max)
         self._thread: threading.Thread | None = None
+        self._started = False
+        self._addressed = False
+        self._stopped = threading.Event()  # set when the network side let go of the client
         self._client = self._make_client()
 
     def _make_client(self) -> paho.Client:
@@ -99,6 +115,8 @@ class Connection:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_subscribe = self._on_subscribe
+        if self.loop is not None:
+            self.loop.attach(self, client)
         return client
 
     # -- public ------------------------------------------------------------------------------
@@ -131,6 +149,12 @@ class Connection:
         """Call `listener` (on the network thread) after every successful connection."""
         self._connect_listeners.append(listener)
 
+    def on_ready(self, listener: Callable[[], None]) -> None:
+        """Call `listener` (on the network thread) each time the connection becomes ready:
+        connected, and every subscription acknowledged, so nothing published to it from then on
+        can be missed. It must not block."""
+        self._ready_listeners.append(listener)
+
     def on_published(self, listener: Callable[[int], None]) -> None:
         """Call `listener(mid)` when the broker acknowledged a QoS 1 publish (PUBACK).
 
@@ -140,7 +164,13 @@ class Connection:
 
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> paho.MQTTMessageInfo:
         """Queue a QoS 1 publish. While disconnected paho keeps it and sends it on reconnect."""
-        return self._client.publish(topic, payload, qos=QOS, retain=retain)
+        info = self._client.publish(topic, payload, qos=QOS, retain=retain)
+        self._kick()
+        return info
+
+    def _kick(self) -> None:
+        if self.loop is not None:
+            self.loop.kick(self._client)
 
     def is_connected(self) -> bool:
         """Connected, with every subscription acknowledged by the broker."""
@@ -151,33 +181,97 @@ class Connection:
         return self._ready.wait(timeout)
 
     def start(self) -> Connection:
-        if self._thread is not None:
+        if self._started:
             raise RuntimeError("a connection can be started once only")
+        self._started = True
+        if self.loop is not None:
+            self.loop.add(self)
+            return self
         self._thread = threading.Thread(
             target=self._run, name=f"mqtt-{self.client_id}", daemon=True
         )
         self._thread.start()
         return self
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Disconnect cleanly; a stopped connection cannot be started again. A client with a
-        will publishes it first: a clean shutdown marks the device offline as a crash does."""
-        if self._thread is None or self._stopping.is_set():
+    def publish_will(self, timeout: float = 5.0) -> None:
+        """Publish the last will now, as the broker would: a clean shutdown marks the device
+        offline as a crash does. Waits up to `timeout` for the broker's acknowledgement."""
+        if self.will is None or not self._ready.is_set():
             return
-        if self.will is not None and self._ready.is_set():
-            info = self.publish(self.will.topic, self.will.payload, retain=True)
-            # If the line dropped just now, the broker publishes the will itself.
-            if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
-                info.wait_for_publish(timeout)
+        info = self.publish(self.will.topic, self.will.payload, retain=True)
+        # If the line dropped just now, the broker publishes the will itself.
+        if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            info.wait_for_publish(timeout)
+
+    def stop(self, timeout: float = 5.0, *, will: bool = True) -> None:
+        """Disconnect cleanly; a stopped connection cannot be started again. A client with a
+        will publishes it first (unless `will` is False: the caller already did)."""
+        if not self._started or self._stopping.is_set():
+            return
+        if will:
+            self.publish_will(timeout)
         self._stopping.set()
         self._client.disconnect()
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            log.warning("%s: network thread did not stop within %ss", self.client_id, timeout)
+        self._kick()
+        if self.loop is not None:
+            self.loop.remove(self)
+            stopped = self._stopped.wait(timeout)
+        else:
+            assert self._thread is not None
+            self._thread.join(timeout)
+            stopped = not self._thread.is_alive()
+        if not stopped:
+            log.warning("%s: network side did not stop within %ss", self.client_id, timeout)
             return
         # paho closes its internal wake-up socket pair only in reinitialise() or when garbage
         # collected (which can be late, as the client and this object reference each other).
         self._client.reinitialise()
+
+    def drop(self) -> None:
+        """Close the socket without a word, as a device losing power does: the broker publishes
+        the will once the keepalive runs out or it notices the closed socket. The connection
+        then reconnects (with backoff) as after any lost connection."""
+        sock = self._client.socket()
+        if isinstance(sock, socket.socket):  # TLS sockets are socket.socket subclasses
+            # shutdown, not close: the network side still owns the descriptor and sees the
+            # end of the stream as a lost connection.
+            sock.shutdown(socket.SHUT_RDWR)
+
+    # -- for the network side (own thread or a shared NetworkLoop) ---------------------------
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def connect_once(self) -> bool:
+        """One connection attempt (blocking for the TCP and TLS handshake only); False when it
+        failed and the caller should retry after `retry_delay()`."""
+        try:
+            if not self._addressed:  # paho learns the address in connect() only
+                self._client.connect(
+                    self.settings.host, self.settings.port, self.settings.keepalive
+                )
+                self._addressed = True
+            else:
+                self._client.reconnect()
+        except OSError as exc:  # refused, unreachable, TLS handshake (ssl.SSLError)
+            # Log the text, not the exception: a log handler that keeps records would keep
+            # its traceback, and with it the socket of a failed TLS handshake, which paho
+            # leaves for the garbage collector to close.
+            log.warning("%s: cannot connect to the broker: %s", self.client_id, str(exc))
+            return False
+        return True
+
+    def retry_delay(self) -> float:
+        return self._backoff.next_delay()
+
+    def lost(self) -> None:
+        """The network side saw the connection end."""
+        self._ready.clear()
+
+    def released(self) -> None:
+        """The network side will not touch the client again (after `stop`)."""
+        self._stopped.set()
 
     def __enter__(self) -> Connection:
         return self.start()
@@ -188,31 +282,18 @@ class Connection:
     # -- network thread ----------------------------------------------------------------------
 
     def _run(self) -> None:
-        first = True
         while not self._stopping.is_set():
-            try:
-                if first:
-                    self._client.connect(
-                        self.settings.host, self.settings.port, self.settings.keepalive
-                    )
-                    first = False
-                else:
-                    self._client.reconnect()
-            except OSError as exc:  # refused, unreachable, TLS handshake (ssl.SSLError)
-                # Log the text, not the exception: a log handler that keeps records would keep
-                # its traceback, and with it the socket of a failed TLS handshake, which paho
-                # leaves for the garbage collector to close.
-                log.warning("%s: cannot connect to the broker: %s", self.client_id, str(exc))
-            else:
+            if self.connect_once():
                 self._serve()
             if not self._stopping.is_set():
-                self._stopping.wait(self._backoff.next_delay())
+                self._stopping.wait(self.retry_delay())
+        self.released()
 
     def _serve(self) -> None:
         """Run paho's loop until the connection is gone (or stop() disconnected it)."""
         while self._client.loop(timeout=0.5) == MQTTErrorCode.MQTT_ERR_SUCCESS:
             pass
-        self._ready.clear()
+        self.lost()
 
     def _on_connect(
         self, client: paho.Client, userdata: Any, flags: Any, reason: Any, _: Any
@@ -226,8 +307,13 @@ class Connection:
         if topic_filters:
             self._subscribe(topic_filters)
         else:
-            self._ready.set()
+            self._became_ready()
         for listener in self._connect_listeners:
+            self._guarded(listener)
+
+    def _became_ready(self) -> None:
+        self._ready.set()
+        for listener in self._ready_listeners:
             self._guarded(listener)
 
     def _subscribe(self, topic_filters: list[str]) -> None:
@@ -236,6 +322,7 @@ class Connection:
             _, mid = self._client.subscribe([(f, QOS) for f in topic_filters])
             if mid is not None:  # None only when paho refused the call outright (not connected)
                 self._pending_subscribes.add(mid)
+        self._kick()
 
     def _on_subscribe(
         self, client: paho.Client, userdata: Any, mid: int, reasons: Any, _: Any
@@ -245,8 +332,9 @@ class Connection:
             log.warning("%s: broker refused a subscription: %s", self.client_id, refused)
         with self._lock:
             self._pending_subscribes.discard(mid)
-            if not self._pending_subscribes and client.is_connected():
-                self._ready.set()
+            ready = not self._pending_subscribes and client.is_connected()
+        if ready:
+            self._became_ready()
 
     def _on_disconnect(
         self, client: paho.Client, userdata: Any, flags: Any, reason: Any, _: Any

@@ -22,7 +22,7 @@ from .client import Connection
 from .frames import Chunk
 from .inbound import Inbound
 from .messages import MAX_WINDOW, TransferRequest, encode
-from .progress import Accepted, TransferProgress
+from .progress import Accepted, ChunkLedger, TransferProgress
 from .topics import Kind, device_topic
 
 log = logging.getLogger(__name__)
@@ -91,19 +91,14 @@ class BundleDownload:
                 )
             if not self.connection.wait_connected(min(remaining, 1.0)):
                 continue
-            wanted = set(self.progress.missing()[: self.window])
+            wanted = next_window(self.progress, self.window)
             self._request(sorted(wanted))
             self._collect(wanted, deadline)
         return self.progress.assemble(name)
 
     def _request(self, chunks: list[int]) -> None:
-        request = TransferRequest(
-            transfer=self.progress.transfer,
-            bundle=self.progress.bundle,
-            chunk_size=self.progress.chunk_size,
-            chunks=tuple(chunks),
-        )
         self.requests += 1
+        request = transfer_request(self.progress, chunks)
         self.connection.publish(device_topic(self.device, Kind.EVENTS), encode(request))
 
     def _collect(self, wanted: set[int], deadline: float) -> None:
@@ -140,3 +135,18 @@ class BundleDownload:
         # Network thread: only hand the chunk over; disk writes happen in `run`'s thread.
         if isinstance(inbound.body, Chunk):
             self._chunks.put(inbound.body)
+
+
+def next_window(progress: ChunkLedger, window: int) -> set[int]:
+    """The chunks to ask for next: the first `window` still missing."""
+    return set(progress.missing()[:window])
+
+
+def transfer_request(progress: ChunkLedger, chunks: list[int]) -> TransferRequest:
+    """The request for `chunks` of the download that `progress` records."""
+    return TransferRequest(
+        transfer=progress.transfer,
+        bundle=progress.bundle,
+        chunk_size=progress.chunk_size,
+        chunks=tuple(chunks),
+    )

@@ -44,4 +44,21 @@ class AcceptedVersions:
         accepted = self.load()
         if accepted.get(name, -1) < version:
             accepted[name] = version
-            write_atomic(self.path, json.dumps(accepted, indent=2, sort_keys=True).encode())
+            self._write(accepted)
+
+    def _write(self, accepted: dict[str, int]) -> None:
+        write_atomic(self.path, json.dumps(accepted, indent=2, sort_keys=True).encode())
+
+
+class AcceptedInMemory(AcceptedVersions):
+    """The same record for a simulated device, kept as long as its process runs."""
+
+    def __init__(self, device: str) -> None:
+        self.path = Path(f"<memory of {device}>")
+        self._accepted: dict[str, int] = {}
+
+    def load(self) -> dict[str, int]:
+        return dict(self._accepted)
+
+    def _write(self, accepted: dict[str, int]) -> None:
+        self._accepted = accepted

@@ -173,17 +173,37 @@ class TrustClient:
         name_in_manifest, version = manifest["name"], manifest["version"]
         if not isinstance(name_in_manifest, str) or not isinstance(version, int):
             raise TrustError(f"{path}: the manifest's name or version is malformed")
-        info, signed = self.lookup(name_in_manifest, version)
+        info, _ = self.lookup(name_in_manifest, version)
         data = read_capped(
             path, info.length, limit_name=f"the {info.length} bytes signed for it", error=TrustError
         )
-        self._check(data, info, signed, str(path), name=name, hardware=hardware)
-        bundle = Bundle.from_bytes(data, str(path))
+        target = (name_in_manifest, version)
+        return self.verify_bytes(
+            data, target, str(path), name=name, hardware=hardware, record=record
+        )
+
+    def verify_bytes(
+        self,
+        data: bytes,
+        target: tuple[str, int],
+        source: str,
+        *,
+        name: str | None = None,
+        hardware: str | None = None,
+        record: bool = True,
+        accepted: AcceptedVersions | None = None,
+    ) -> VerifiedBundle:
+        """The bundle in `data`, if it is exactly the bytes signed for `target` (name, version);
+        `accepted` (default: this client's record) holds the versions accepted before."""
+        info, signed = self.lookup(*target)
+        self._check(data, info, signed, source, name=name, hardware=hardware)
+        bundle = Bundle.from_bytes(data, source)
         if (bundle.name, bundle.version) != (signed.name, signed.version):
-            raise TrustError(f"{path}: its manifest disagrees with the signed {info.path}")
-        self.accepted.check(signed.name, signed.version)
+            raise TrustError(f"{source}: its manifest disagrees with the signed {info.path}")
+        accepted = self.accepted if accepted is None else accepted
+        accepted.check(signed.name, signed.version)
         if record:
-            self.accepted.record(signed.name, signed.version)
+            accepted.record(signed.name, signed.version)
         return VerifiedBundle(bundle, signed, self.trusted_root().version)
 
     @staticmethod

@@ -13,9 +13,9 @@ from .alerts import Alert, AlertQueries
 from .audit_log import AuditQueries, AuditRow, AuditWrite
 from .database import MAX_INTEGER, SCHEMA_VERSION
 from .devices import Device, DeviceEvent, DeviceQueries
+from .reports import ReportQueries, StateReport
 from .rollout_devices import RolloutDevice, RolloutDeviceQueries
 from .rollouts import NewRollout, Rollout, RolloutQueries, RolloutWave
-from .reports import ReportQueries, StateReport
 from .telemetry import TelemetryQueries, TelemetryWindow
 from .tokens import TokenQueries, TokenRow
 
