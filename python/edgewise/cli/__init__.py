@@ -15,6 +15,7 @@ COMMANDS = {
     "agent": "agent:agent_group",
     "bundle": "bundle:bundle_group",
     "compile": "compile:compile_command",
+    "control": "control:control_group",
     "demo": "demo:demo_command",
     "drift": "profiles:drift_command",
     "fleet": "fleet:fleet_group",
