@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from contextlib import AsyncExitStack
@@ -182,3 +183,49 @@ def _operator(directory: Path) -> CryptoSigner:
 
 def _root(repository: Path) -> Root:
     return Metadata[Root].from_file(str(repository / "metadata" / "root.json")).signed
+
+
+class BackgroundService:
+    """The control plane on its own thread and event loop, for the demo and benchmarks that run
+    broker, control plane and simulated devices in one process. A context manager: entering
+    returns once the API listens (its URL is `api_url`), leaving stops everything."""
+
+    def __init__(self, config: ControlConfig) -> None:
+        self.service = ControlService(config)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="control-plane", daemon=True)
+
+    @property
+    def api_url(self) -> str:
+        assert self.service.api_url is not None, "the service has not started"
+        return self.service.api_url
+
+    def __enter__(self) -> BackgroundService:
+        self._thread.start()
+        self._ready.wait(START_TIMEOUT + CONNECT_TIMEOUT)
+        if self._error is not None:
+            raise self._error
+        if self.service.api_url is None:
+            raise EdgewiseError("the control plane did not start in time")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(START_TIMEOUT)
+
+    def _main(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            await self.service.run(self._stop, lambda url: self._ready.set())
+
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # handed to the thread that waits in __enter__
+            self._error = exc
+        finally:
+            self._ready.set()
