@@ -16,6 +16,7 @@ COMMANDS = {
     "broker": "broker:broker_group",
     "bundle": "bundle:bundle_group",
     "compile": "compile:compile_command",
+    "control": "control:control_group",
     "demo": "demo:demo_command",
     "drift": "profiles:drift_command",
     "fleet": "fleet:fleet_group",

@@ -24,6 +24,7 @@ from ..transport.client import Connection
 from ..transport.messages import BundleRef
 from ..transport.sender import ChunkServer
 from ..transport.topics import TUF_ROLES, Kind, device_topic, tuf_root_topic, tuf_topic
+from ..trust.targets import target_path
 
 if TYPE_CHECKING:
     from securesystemslib.signer import Signer
@@ -44,8 +45,16 @@ class ControlSide:
 
     def bundle_file(self, bundle: BundleRef) -> Path | None:
         """The repository's file of `bundle` (targets are stored under their SHA-256)."""
-        path = self.repository / "targets" / f"{bundle.sha256}.{bundle.name}-{bundle.version}.ewb"
+        path = (
+            self.repository
+            / "targets"
+            / f"{bundle.sha256}.{target_path(bundle.name, bundle.version)}"
+        )
         return path if path.is_file() else None
+
+    def has_bundle(self, name: str, version: int) -> bool:
+        """Whether the repository holds a signed bundle NAME-VERSION (`edgewise repo add`)."""
+        return any((self.repository / "targets").glob(f"*.{target_path(name, version)}"))
 
     def publish_metadata(self) -> None:
         """Publish each role's current metadata and every root version, retained, and wait for
