@@ -48,7 +48,7 @@ class ControlProcess:
             "[collector]",
             "window = 2.0",
             "[alerts]",
-            "every = 1.0",
+            "interval = 1.0",
             "[rollouts]",
             "tick = 0.2",
             "",

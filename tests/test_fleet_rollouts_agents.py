@@ -1,7 +1,8 @@
 """Rollouts to real `edgewise agent run` processes over a real Mosquitto: the engine sends
 operator-signed commands through the control side, and what the agents publish is written to
-the store the way the registry writes it. A good bundle completes; a drifting one halts and is
-rolled back on the canary; a broken one fails its health check on the canary and halts."""
+the store by the real registry. A good bundle completes; a drifting one halts and is
+rolled back on the canary; a broken one fails its health check on the canary and halts.
+tests/test_control_service.py runs the same story through `edgewise control run`."""
 
 from __future__ import annotations
 
@@ -15,38 +16,34 @@ from agent_support import ref_of, with_wrong_expectations
 from mqtt_broker import Broker
 from trust_world import World, variant
 
+from edgewise.fleet.registry import Registry
 from edgewise.fleet.rollouts import RolloutEngine, RolloutPolicy, start_rollout
 from edgewise.fleet.rollouts.catalogue import repository_catalogue
 from edgewise.fleet.selector import Selector
-from edgewise.fleet.store import DeviceEvent, Rollout, Store
-from edgewise.transport import Event, State, Status
+from edgewise.fleet.store import Rollout, Store
+from edgewise.transport import Event, State
 
 DEVICES = ("dev-a", "dev-b")
 ROLLOUT_TIMEOUT = 120.0  # seconds: two installs on a loaded 2-core machine
 
 
-class Registry:
-    """What the registry does with the devices' reports, enough for these tests."""
+class Reports:
+    """Hands what the agents published to the real registry, as the control plane's ingest
+    does, whenever the test catches up."""
 
     def __init__(self, fleet: Fleet, store: Store) -> None:
         self.fleet = fleet
-        self.store = store
+        self.registry = Registry(store)
         self.seen = 0
 
     def catch_up(self) -> None:
         received = list(self.fleet.reports.received)
-        for inbound in received[self.seen :]:
-            body, device = inbound.body, inbound.device
-            assert device is not None
-            if isinstance(body, State):
-                active = None if body.active is None else (body.active.name, body.active.version)
-                self.store.upsert_device(
-                    device, online=body.status is Status.ONLINE, last_seen=body.ts, bundle=active
-                )
-            elif isinstance(body, Event):
-                self.store.record_event(
-                    DeviceEvent(device, body.name, body.ts, body.detail, message_id=body.id)
-                )
+        batch = [
+            (inbound.device, inbound.body)
+            for inbound in received[self.seen :]
+            if inbound.device is not None and isinstance(inbound.body, State | Event)
+        ]
+        self.registry.record(batch)
         self.seen = len(received)
 
 
@@ -86,7 +83,7 @@ def test_rollouts_to_real_agents(
 ) -> None:
     psi = {"psi": 0.05}
     with Store.open(tmp_path / "control.db") as store:
-        registry = Registry(fleet, store)
+        registry = Reports(fleet, store)
         registry.catch_up()
         for device in DEVICES:
             store.update_labels(device, {"site": "lab"})

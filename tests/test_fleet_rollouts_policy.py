@@ -17,7 +17,7 @@ def test_the_issue_example_parses_and_round_trips() -> None:
         waves="1%,10%,50%,100%",
         max_failure_rate="5%",
         dwell="10m",
-        drift_gates=["psi<0.2", "wasserstein<=1.5"],
+        drift_gates=["psi<0.2", "wasserstein_normed<=1.5"],
         error_gate="error_rate<2%",
         rate="100/min",
         install_timeout="1h",
@@ -25,7 +25,7 @@ def test_the_issue_example_parses_and_round_trips() -> None:
     )
     assert policy.waves[:2] == (WaveSize(1, percent=True), WaveSize(10, percent=True))
     assert (policy.max_failure_rate, policy.dwell, policy.install_timeout) == (0.05, 600, 3600)
-    assert policy.drift_gates == (Gate("psi", 0.2), Gate("wasserstein", 1.5, inclusive=True))
+    assert policy.drift_gates == (Gate("psi", 0.2), Gate("wasserstein_normed", 1.5, inclusive=True))
     assert policy.error_gate == Gate("error_rate", 0.02)
     assert policy.rate == Rate(100, 60.0)
     assert RolloutPolicy.from_json(policy.to_json()) == policy
@@ -34,7 +34,7 @@ def test_the_issue_example_parses_and_round_trips() -> None:
         "max_failure_rate": "5%",
         "dwell": "10m",
         "install_timeout": "1h",
-        "drift_gates": ["psi<0.2", "wasserstein<=1.5"],
+        "drift_gates": ["psi<0.2", "wasserstein_normed<=1.5"],
         "error_gate": "error_rate<2%",
         "rate": "100/min",
         "auto_rollback": True,
@@ -58,7 +58,10 @@ def test_the_issue_example_parses_and_round_trips() -> None:
         ({"dwell": "10 minutes"}, "--dwell '10 minutes': expected a duration like 30s, 10m"),
         ({"install_timeout": "0"}, "--install-timeout '0': must be longer than zero"),
         ({"drift_gates": ["psi>0.2"]}, "--drift-gate 'psi>0.2': expected METRIC<THRESHOLD with "),
-        ({"drift_gates": ["kl<0.2"]}, "METRIC one of psi, js, wasserstein, ks, e.g. psi<0.2"),
+        (
+            {"drift_gates": ["kl<0.2"]},
+            "METRIC one of psi, js, ks, wasserstein_normed, linf, e.g. psi<0.2",
+        ),
         ({"error_gate": "psi<0.2"}, "--error-gate 'psi<0.2': expected METRIC<THRESHOLD"),
         ({"error_gate": "error_rate<0%"}, "an error rate threshold is in (0%, 100%]"),
         ({"rate": "100"}, "--rate '100': expected a number of commands per s, min or h"),

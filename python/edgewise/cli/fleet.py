@@ -8,57 +8,18 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ..exceptions import AuditError, FleetApiError
+from ..exceptions import AuditError
+from ..fleet.api_client import ApiClient
 from .output import echo_json
 
 F = Callable[..., Any]
 DEFAULT_API = "http://127.0.0.1:8700"
-_TIMEOUT_SECONDS = 30
-
-
-@dataclass(frozen=True)
-class ApiClient:
-    url: str
-    token: str | None
-
-    def call(self, method: str, path: str, body: Any = None, **query: str) -> Any:
-        query = {key: value for key, value in query.items() if value}
-        url = self.url.rstrip("/") + path + ("?" + urllib.parse.urlencode(query) if query else "")
-        headers = {"Accept": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        request = urllib.request.Request(url, data=data, headers=headers, method=method)
-        try:
-            with urllib.request.urlopen(request, timeout=_TIMEOUT_SECONDS) as response:
-                return json.load(response)
-        except urllib.error.HTTPError as exc:
-            raise FleetApiError(f"{method} {path}: {exc.code} {_detail(exc)}") from exc
-        except (urllib.error.URLError, TimeoutError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise FleetApiError(f"cannot reach the control plane at {self.url}: {reason}") from exc
-
-
-def _detail(error: urllib.error.HTTPError) -> str:
-    try:
-        detail = json.load(error)["detail"]
-    except (ValueError, KeyError, TypeError):
-        return str(error.reason)
-    if isinstance(detail, list):  # request validation: one entry per bad field
-        return "; ".join(
-            f"{'.'.join(map(str, item.get('loc', [])))}: {item.get('msg')}" for item in detail
-        )
-    return str(detail)
 
 
 def api_options(command: F) -> F:

@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 import click
 
-from .fleet import ApiClient, F, _table, _when, api_options, fleet_group
+from ..fleet.api_client import ApiClient
+from .fleet import F, _table, _when, api_options, fleet_group
 from .output import echo_json
 
 _BUNDLE = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]{0,127}):([0-9]{1,18})")

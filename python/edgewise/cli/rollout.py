@@ -10,7 +10,8 @@ from typing import Any
 import click
 
 from ..exceptions import RolloutError
-from .fleet import ApiClient, _operator_signature, _table, _when, api_options
+from ..fleet.api_client import ApiClient
+from .fleet import _operator_signature, _table, _when, api_options
 from .output import echo_json
 
 F = Callable[..., Any]
@@ -103,8 +104,8 @@ def rollout_group() -> None:
     "--drift-gate",
     "drift_gates",
     multiple=True,
-    help="METRIC<THRESHOLD over the wave's telemetry, METRIC one of psi, js, wasserstein, ks "
-    "(repeatable).",
+    help="METRIC<THRESHOLD over the wave's telemetry, METRIC one of psi, js, ks, "
+    "wasserstein_normed, linf (repeatable).",
 )
 @click.option("--error-gate", help="error_rate<THRESHOLD over the wave's telemetry, e.g. 2%.")
 @click.option("--rate", help="At most this many install commands per s, min or h: 100/min.")

@@ -1,7 +1,8 @@
 """The control plane's configuration: ``control.toml``, with ``EDGEWISE_CONTROL_*`` environment
 overrides (edgewise.settings explains the naming). docs/operations.md lists every setting.
 
-The ``[alerts]`` table is handed to the alert rules as it is (fleet/alerts.py reads it).
+The ``[alerts]`` table (one sub-table per rule, ``interval``, ``[alerts.webhook]``) is read by
+`AlertRules.from_mapping` (fleet/alert_rules.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ..exceptions import ConfigError
 from ..transport.acl import CONTROL_USER
 from ..transport.broker_settings import BROKER_SPEC, broker_settings
 from ..transport.client import BrokerSettings
+from .alert_rules import AlertRules
 
 ENV_PREFIX = "EDGEWISE_CONTROL_"
 
@@ -32,7 +34,6 @@ SETTINGS: dict[str, tuple[type, Any]] = {
     # Seconds per telemetry aggregation window (drift, series, alerts look at whole windows).
     "collector.window": (float, 60.0),
     "rollouts.tick": (float, 1.0),
-    "alerts.every": (float, 10.0),
     # How often the repository's metadata files are checked for changes to republish.
     "metadata.poll": (float, 5.0),
     **BROKER_SPEC,
@@ -49,10 +50,8 @@ class ControlConfig:
     api_port: int = 8700  # 0: pick a free port (tests)
     collector_window: float = 60.0
     rollout_tick: float = 1.0
-    alert_every: float = 10.0
     metadata_poll: float = 5.0
-    #: The [alerts] table without `every`: the rules' own settings.
-    alert_rules: dict[str, Any] = field(default_factory=dict)
+    alert_rules: AlertRules = field(default_factory=AlertRules)
 
     @classmethod
     def load(cls, path: Path, environ: Mapping[str, str] | None = None) -> ControlConfig:
@@ -63,14 +62,12 @@ class ControlConfig:
     def from_document(
         cls, document: dict[str, Any], source: str, environ: Mapping[str, str]
     ) -> ControlConfig:
-        alerts = dict(document.pop("alerts", {}))
+        alerts = document.pop("alerts", {})
         if not isinstance(alerts, dict):
             raise ConfigError(f"{source}: [alerts] must be a table")
-        every = {"every": alerts.pop("every")} if "every" in alerts else {}
-        values = settings.resolve(
-            SETTINGS, {**document, "alerts": every}, source, environ, ENV_PREFIX
-        )
-        for name in ("collector.window", "rollouts.tick", "alerts.every", "metadata.poll"):
+        alert_rules = AlertRules.from_mapping(alerts, f"{source}: [alerts]")
+        values = settings.resolve(SETTINGS, document, source, environ, ENV_PREFIX)
+        for name in ("collector.window", "rollouts.tick", "metadata.poll"):
             if values[name] <= 0:
                 raise ConfigError(f"{source}: {name} must be positive")
         return cls(
@@ -82,7 +79,6 @@ class ControlConfig:
             api_port=values["api.port"],
             collector_window=values["collector.window"],
             rollout_tick=values["rollouts.tick"],
-            alert_every=values["alerts.every"],
             metadata_poll=values["metadata.poll"],
-            alert_rules=alerts,
+            alert_rules=alert_rules,
         )

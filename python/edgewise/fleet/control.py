@@ -52,10 +52,6 @@ class ControlSide:
         )
         return path if path.is_file() else None
 
-    def has_bundle(self, name: str, version: int) -> bool:
-        """Whether the repository holds a signed bundle NAME-VERSION (`edgewise repo add`)."""
-        return any((self.repository / "targets").glob(f"*.{target_path(name, version)}"))
-
     def publish_metadata(self) -> None:
         """Publish each role's current metadata and every root version, retained, and wait for
         the broker to have them."""

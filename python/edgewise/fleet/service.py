@@ -21,8 +21,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
-from contextlib import AsyncExitStack
+from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
@@ -32,14 +31,17 @@ from tuf.api.metadata import Metadata, Root
 from ..exceptions import EdgewiseError
 from ..transport.client import Connection
 from ..trust.keys import PRIVATE_SUFFIX, PUBLIC_SUFFIX, load_signer, read_public_key
-from .alerts import AlertEvaluator, AlertRules, notifiers_for
+from .alerts import AlertEvaluator
 from .api import create_app
-from .collector import Collector, worst_metrics
+from .collector import Collector
 from .config import ControlConfig
 from .control import ControlSide
 from .ingest import Ingest
+from .ingest_metrics import IngestMetrics
+from .notifiers import notifiers_for
 from .references import ReferenceProfiles
 from .registry import Registry
+from .rollouts.catalogue import repository_catalogue
 from .rollouts.engine import RolloutEngine
 from .store import Store
 
@@ -53,11 +55,16 @@ START_TIMEOUT = 30.0
 
 
 class MetadataPublisher:
-    """Republishes the repository's metadata when any of its files changed since last time."""
+    """Republishes the repository's metadata when any of its files changed since last time, or
+    when the broker may have lost it (a reconnection to a broker that keeps no retained
+    messages across restarts)."""
 
     def __init__(self, control: ControlSide) -> None:
         self.control = control
         self._seen: tuple[tuple[str, int, int], ...] | None = None
+        # Set on paho's network thread, which must not block on publishing; `poll` acts on it.
+        self._reconnected = threading.Event()
+        control.connection.on_connected(self._reconnected.set)
 
     def poll(self) -> bool:
         directory = self.control.repository / "metadata"
@@ -65,8 +72,9 @@ class MetadataPublisher:
             (path.name, path.stat().st_mtime_ns, path.stat().st_size)
             for path in sorted(directory.glob("*.json"))
         )
-        if state == self._seen:
+        if state == self._seen and not self._reconnected.is_set():
             return False
+        self._reconnected.clear()
         self.control.publish_metadata()
         self._seen = state
         log.info("published the repository's metadata (%d files)", len(state))
@@ -81,72 +89,61 @@ class ControlService:
     async def run(self, stop: asyncio.Event, ready: Callable[[str], None] | None = None) -> None:
         """Serve until `stop` is set; `ready` is told the API's URL once everything runs."""
         config = self.config
-        async with AsyncExitStack() as stack:
-            store = Store.open(config.store)
-            stack.callback(store.close)
-            connection = Connection(CLIENT_ID, config.broker).start()
-            stack.callback(connection.stop)
+        store = Store.open(config.store)
+        connection = Connection(CLIENT_ID, config.broker)
+        references = ReferenceProfiles(config.repository)
+        collector = Collector(store, references, window=config.collector_window)
+        # Subscribed before the connection starts: the broker's queued session is read at once.
+        ingest = Ingest(connection, Registry(store), collector).start()
+        control = ControlSide(connection, config.repository, _operator(config.operator_keys))
+        control.start()
+        publisher = MetadataPublisher(control)
+        known_bundle = repository_catalogue(config.repository)
+        engine = RolloutEngine(store, control.send, collector.drift_probe, known_bundle)
+        alerts = AlertEvaluator(
+            store, config.alert_rules, collector, notifiers_for(config.alert_rules, connection)
+        )
+        app = create_app(
+            store, root=_root(config.repository), known_bundle=known_bundle, collector=collector
+        )
+        app.state.metrics.register(IngestMetrics(ingest))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app, host=config.api_host, port=config.api_port, log_config=None, lifespan="off"
+            )
+        )
+        connection.start()
+        tasks: list[asyncio.Task[None]] = []
+        try:
             if not await asyncio.to_thread(connection.wait_connected, CONNECT_TIMEOUT):
                 raise EdgewiseError(
-                    f"cannot connect to the broker at {config.broker.host}:{config.broker.port} "
-                    f"as {config.broker.username!r} within {CONNECT_TIMEOUT:.0f} s"
+                    f"cannot connect to the broker at {config.broker.host}:{config.broker.port}"
+                    f" as {config.broker.username!r} within {CONNECT_TIMEOUT:.0f} s"
                 )
-            control = ControlSide(connection, config.repository, _operator(config.operator_keys))
-            control.start()
-            publisher = MetadataPublisher(control)
             await asyncio.to_thread(publisher.poll)
-
-            collector = Collector(
-                store, ReferenceProfiles(config.repository), window=config.collector_window
-            )
-            ingest = Ingest(connection, Registry(store), collector)
-            ingest.start()
-            stack.callback(ingest.stop)
-
-            def drift(
-                bundle: tuple[str, int], devices: Collection[str], since: float
-            ) -> Mapping[str, float] | None:
-                return worst_metrics(collector.drift(bundle, since=since, devices=devices))
-
-            engine = RolloutEngine(store, control.send, drift, control.has_bundle)
-            alerts = AlertEvaluator(
-                store,
-                AlertRules.from_mapping(config.alert_rules),
-                collector,
-                notifiers_for(config.alert_rules, connection),
-            )
-            app = create_app(
-                store,
-                root=_root(config.repository),
-                known_bundle=control.has_bundle,
-                metrics=[ingest.metrics()],
-            )
-            server = uvicorn.Server(
-                uvicorn.Config(
-                    app, host=config.api_host, port=config.api_port, log_config=None, lifespan="off"
-                )
-            )
             tasks = [
                 asyncio.create_task(server.serve(), name="api"),
                 _every(config.rollout_tick, engine.tick, "rollouts"),
-                _every(config.alert_every, lambda: alerts.evaluate(time.time()), "alerts"),
+                _every(config.alert_rules.interval, lambda: alerts.evaluate(time.time()), "alerts"),
                 _every(config.metadata_poll, publisher.poll, "metadata"),
             ]
-            try:
-                self.api_url = await _started(server, tasks[0])
-                if ready is not None:
-                    ready(self.api_url)
-                stopping = asyncio.create_task(stop.wait())
-                done, _ = await asyncio.wait(
-                    [stopping, *tasks], return_when=asyncio.FIRST_COMPLETED
-                )
-                for task in done - {stopping}:
-                    task.result()  # a part that ended on its own takes the service down with it
-            finally:
-                server.should_exit = True
-                for task in tasks[1:]:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+            self.api_url = await _started(server, tasks[0])
+            if ready is not None:
+                ready(self.api_url)
+            stopping = asyncio.create_task(stop.wait())
+            done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for task in done - {stopping}:
+                task.result()  # a part that ended on its own takes the service down with it
+        finally:
+            server.should_exit = True
+            for task in tasks[1:]:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            # The connection first: paho acknowledges what it hands over, so ingest must then
+            # store everything it was handed before the process ends.
+            await asyncio.to_thread(connection.stop)
+            await asyncio.to_thread(ingest.stop)
+            store.close()
 
 
 async def _started(server: uvicorn.Server, serving: asyncio.Task[None]) -> str:

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from ..store import RolloutDevice, Store
 from .policy import RolloutPolicy, percent_text
 
-#: (bundle, device ids, since) -> worst value per drift metric ("psi", "js", "wasserstein",
-#: "ks") over those devices' telemetry since then, or None while there is no data yet.
+#: (bundle, device ids, since) -> worst value per drift metric ("psi", "js", "ks",
+#: "wasserstein_normed", "linf") over those devices' telemetry since then, or None while there
+#: is no data yet.
 DriftProbe = Callable[[tuple[str, int], Collection[str], float], Mapping[str, float] | None]
 
 RUNNING_TARGET = ("succeeded", "skipped")

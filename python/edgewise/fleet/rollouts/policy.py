@@ -16,7 +16,10 @@ from typing import Any
 
 from ...exceptions import RolloutError
 
-DRIFT_METRICS = ("psi", "js", "wasserstein", "ks")
+#: The drift report's own metric names (edgewise.drift): a gate compares the worst over the
+#: columns; categorical columns report psi, js and linf, numeric ones psi, js, ks and
+#: wasserstein_normed (Wasserstein over the reference standard deviation).
+DRIFT_METRICS = ("psi", "js", "ks", "wasserstein_normed", "linf")
 ERROR_METRIC = "error_rate"
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 _RATE_PERIODS = {"s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0, "hour": 3600.0}
