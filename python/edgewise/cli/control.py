@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import signal
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,6 +46,9 @@ def run(config_path: Path, db: str | None) -> None:
     from ..fleet.config import ControlConfig
     from ..fleet.service import ControlService
 
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     config = ControlConfig.load(config_path)
     if db is not None:
         config = dataclasses.replace(config, store=db)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 
@@ -24,13 +25,24 @@ import click
     help="Rows to train on.",
 )
 @click.option(
+    "--devices",
+    default=24,
+    show_default=True,
+    type=click.IntRange(min=0, max=200),
+    help="Simulated devices for the fleet half of the story (0: batch scoring only).",
+)
+@click.option(
     "--dir",
     "workdir",
     type=click.Path(file_okay=False, path_type=Path),
     help="Keep the demo's files here [default: a temporary directory].",
 )
-def demo_command(rows: int, train_rows: int, workdir: Path | None) -> None:
-    """Run the main story on this machine: train, compile, sign, verify and score.
+def demo_command(rows: int, train_rows: int, devices: int, workdir: Path | None) -> None:
+    """Run the main story on this machine with embedded defaults.
+
+    Train a credit-risk pipeline, compile, sign, verify and score Parquet with it; then start an
+    embedded broker, the control plane and simulated devices, roll the model out in waves, watch
+    injected drift raise an alert, and watch a bad second version halt on its canaries.
 
     \b
     Example:
@@ -38,8 +50,12 @@ def demo_command(rows: int, train_rows: int, workdir: Path | None) -> None:
     """
     from ..demo import run_demo
 
+    # The story narrates; the parts' own warnings (a halted rollout, a failed install) are
+    # part of it and would only repeat it.
+    logging.basicConfig(level=logging.ERROR)
+
     if workdir is not None:
-        run_demo(workdir, rows=rows, train_rows=train_rows, say=click.echo)
+        run_demo(workdir, rows=rows, train_rows=train_rows, devices=devices, say=click.echo)
         return
     with tempfile.TemporaryDirectory(prefix="edgewise-demo-") as tmp:
-        run_demo(Path(tmp), rows=rows, train_rows=train_rows, say=click.echo)
+        run_demo(Path(tmp), rows=rows, train_rows=train_rows, devices=devices, say=click.echo)

@@ -92,7 +92,13 @@ def _labels(pairs: tuple[str, ...], option: str) -> dict[str, list[str]]:
     type=click.IntRange(0),
     default=100,
     show_default=True,
-    help="Rows each device scores per window (drawn from its bundle's health sample).",
+    help="Rows each device scores per window (drawn from --inputs).",
+)
+@click.option(
+    "--inputs",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Parquet file of rows the devices score [default: each bundle's health sample, whose "
+    "few hundred rows look drifted next to the training data at scale].",
 )
 @click.option(
     "--drift",
@@ -182,6 +188,7 @@ def _config(options: dict[str, Any], password: Any, trust_root: bytes | None) ->
         spread=_labels(options["spreads"], "--label-spread"),
         telemetry_every=options["telemetry_every"],
         rows_per_window=options["rows_per_window"],
+        inputs=options["inputs"],
         drift=tuple(Drift.parse(text) for text in options["drifts"]),
         offline=None if options["offline"] is None else _offline(options["offline"]),
         workers=options["workers"],

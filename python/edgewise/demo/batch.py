@@ -1,24 +1,33 @@
-"""`edgewise demo`: the main story on one machine, with embedded defaults."""
+"""The batch half of `edgewise demo`: train, compile, sign, verify and score Parquet."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import joblib
+import pandas as pd
 import pyarrow.parquet as pq
 
-from .compile import compile_pipeline, describe_source
-from .datasets import FEATURES, TARGET, credit_frame, credit_pipeline, write_credit_parquet
-from .model import Model
-from .scoring import QUARANTINE_DIR, ScoreSummary, score
-from .trust import DirectoryRepository, KeyRing, TrustClient, VerifiedBundle, init_keys
+from ..compile import compile_pipeline, describe_source
+from ..datasets import FEATURES, TARGET, credit_frame, credit_pipeline, write_credit_parquet
+from ..model import Model
+from ..scoring import QUARANTINE_DIR, ScoreSummary, score
+from ..trust import DirectoryRepository, KeyRing, TrustClient, VerifiedBundle, init_keys
 
 Say = Callable[[str], None]
 
 
-def run_demo(workdir: Path, *, rows: int, train_rows: int, say: Say) -> ScoreSummary:
+@dataclass(frozen=True)
+class BatchStory:
+    summary: ScoreSummary
+    bundle_path: Path  # version 1, published in workdir/repo
+    train: pd.DataFrame
+
+
+def run_batch_story(workdir: Path, *, rows: int, train_rows: int, say: Say) -> BatchStory:
     """Train, compile, sign, verify and score `rows` rows; narrate each step through `say`."""
     workdir.mkdir(parents=True, exist_ok=True)
 
@@ -79,7 +88,7 @@ def run_demo(workdir: Path, *, rows: int, train_rows: int, say: Say) -> ScoreSum
             f"   quarantine: {summary.output}/{QUARANTINE_DIR}/, e.g. "
             f"{Path(row['_source_file']).name} row {row['_source_row']}: {row['_reason']}"
         )
-    return summary
+    return BatchStory(summary, bundle_path, train)
 
 
 def sign_and_verify(bundle_path: Path, workdir: Path, say: Say) -> VerifiedBundle:

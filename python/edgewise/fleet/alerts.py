@@ -125,7 +125,9 @@ class AlertEvaluator:
             if report is None:
                 continue
             psi = worst_metrics(report).get("psi", 0.0)
-            if psi > rule.psi or (rule.verdict and report.drifted):
+            # A column's own verdict (an effect size over its threshold) is enough: one key
+            # input that moved matters even when most columns did not.
+            if psi > rule.psi or (rule.verdict and report.drifted_columns):
                 findings.append(
                     Finding(
                         _bundle(bundle),

@@ -68,6 +68,8 @@ class FleetConfig:
     spread: dict[str, list[str]] = field(default_factory=dict)  # label -> values, round robin
     telemetry_every: float = 60.0
     rows_per_window: int = 100
+    #: Parquet rows the devices score (default: each bundle's health sample).
+    inputs: Path | None = None
     drift: tuple[Drift, ...] = ()
     offline: Offline | None = None
     chunk_size: int = 64 * 1024
@@ -101,7 +103,7 @@ class Simulator:
         self.workers = ThreadPoolExecutor(config.workers, thread_name_prefix="sim-worker")
         self.counters = Counters()
         self.trust = SharedTrust(config.trust_root, self.scratch)
-        self.bundles = SharedBundles()
+        self.bundles = SharedBundles(config.inputs)
         self.context = DeviceContext(
             loop=self.loop,
             workers=self.workers,

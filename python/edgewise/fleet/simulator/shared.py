@@ -119,7 +119,9 @@ class Checked:
 
 
 class SharedBundles:
-    def __init__(self) -> None:
+    def __init__(self, inputs: Path | None = None) -> None:
+        #: A Parquet file of rows to score instead of each bundle's health sample.
+        self.inputs = inputs
         self._bytes: dict[str, bytes] = {}
         self._checked: dict[str, Checked] = {}
         self._samples: dict[str, pa.Table] = {}
@@ -160,7 +162,9 @@ class SharedBundles:
         return None if checked is None else checked.model
 
     def sample(self, bundle: BundleRef, columns: list[str]) -> pa.Table:
-        """The health sample's `columns` of a bundle whose bytes are held here."""
+        """The rows devices running `bundle` draw from: `columns` of the inputs file when there
+        is one, else of the bundle's health sample (a few hundred rows: at scale their
+        coarseness alone reads as drift against the training data's profile)."""
         import pyarrow.parquet as pq
 
         from ...bundle import Bundle
@@ -168,7 +172,10 @@ class SharedBundles:
         with self._once.lock(("sample", bundle.sha256)):
             table = self._samples.get(bundle.sha256)
             if table is None:
-                parsed = Bundle.from_bytes(self._bytes[bundle.sha256], bundle.name)
-                table = pq.read_table(io.BytesIO(parsed.health)).select(columns)
+                if self.inputs is not None:
+                    table = pq.read_table(self.inputs, columns=columns)
+                else:
+                    parsed = Bundle.from_bytes(self._bytes[bundle.sha256], bundle.name)
+                    table = pq.read_table(io.BytesIO(parsed.health)).select(columns)
                 self._samples[bundle.sha256] = table
             return table
