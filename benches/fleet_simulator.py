@@ -4,15 +4,14 @@ The issue's target: on a 2-core machine with Mosquitto, 1,000 simulated devices 
 rollout of a 200 KB bundle in at most 60 s with zero dwell. The run compiles a random forest
 credit pipeline (~200 KB bundle), signs it into a TUF repository, starts Mosquitto with a
 password per device and the fleet ACL, runs `edgewise fleet simulate` as its own process, and
-plays the control plane here with `ControlSide` (TUF metadata, chunks, signed commands): waves
-of 1%, 10%, 50% and 100% of the devices (cumulative), each sent when every device of the
-previous one reported `install.done` (zero dwell). Everything is measured from outside: the
-devices' retained states and events as the control plane sees them, /proc for CPU and memory.
+runs the control plane here: by default the real one (`edgewise control run` on a thread of
+this process, SQLite store), which is asked over its HTTP API for a rollout in waves of 1%, 10%,
+50% and 100% of the devices with zero dwell; with `--control direct`, a bare `ControlSide` sends
+the same waves itself, each when every device of the previous one reported `install.done`.
+Everything is measured from outside: the devices' retained states and events as an observer
+connection sees them, the rollout's status over the API, /proc for CPU and memory.
 
-    python benches/fleet_simulator.py [--devices 100,1000,5000] [--json]
-
-The rollout engine comes from another part of the control plane; this drives the same commands
-directly, so the lead can re-run the benchmark through the engine and compare.
+    python benches/fleet_simulator.py [--devices 100,1000,5000] [--control engine|direct] [--json]
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +39,17 @@ from edgewise.agent.commands import new_command
 from edgewise.compile import compile_pipeline
 from edgewise.datasets import FEATURES, TARGET, credit_frame, credit_pipeline
 from edgewise.fleet import ControlSide
+from edgewise.fleet.api_client import ApiClient
+from edgewise.fleet.auth import Role, create_token
+from edgewise.fleet.config import ControlConfig
+from edgewise.fleet.service import BackgroundService
 from edgewise.fleet.simulator.credentials import (
     new_passwords,
     write_credentials,
     write_password_file,
 )
 from edgewise.fleet.simulator.fleet import raise_fd_limit
+from edgewise.fleet.store import Store
 from edgewise.transport import BrokerSettings, Connection, Event, Inbound, State, Status
 from edgewise.transport.acl import CONTROL_USER, mosquitto_acl
 from edgewise.transport.topics import Kind, all_devices
@@ -161,15 +166,16 @@ def run(devices: int, work: Path, repo: Path, root: Path, signer: Any, args: Any
     port = free_port()
     broker = start_broker(work, port, hashed, args.max_queued)
     reports = Reports()
-    control = Connection(
-        CONTROL_USER, BrokerSettings("127.0.0.1", port, CONTROL_USER, passwords[CONTROL_USER])
-    )
+    settings = BrokerSettings("127.0.0.1", port, CONTROL_USER, passwords[CONTROL_USER])
+    control = Connection(CONTROL_USER, settings)
     for kind in (Kind.STATE, Kind.EVENTS):
         control.subscribe(all_devices(kind), reports)
-    side = ControlSide(control, repo, signer).start()
+    plane = ControlPlane(work, repo, settings) if args.control == "engine" else None
+    side = None if plane is not None else ControlSide(control, repo, signer).start()
     control.start()
     assert control.wait_connected(30), "control side did not connect"
-    side.publish_metadata()
+    if side is not None:
+        side.publish_metadata()
     client = TrustClient.for_directory(repo, root, work / "trust")
     info, _ = client.lookup("credit", 1)
     load_before = os.getloadavg()
@@ -193,21 +199,12 @@ def run(devices: int, work: Path, repo: Path, root: Path, signer: Any, args: Any
         assert online, f"only {len(reports.online)} of {devices} devices came online"
         sim_cpu_connected = cpu_seconds(simulator.pid)
         log(f"{devices} devices online in {connected:.1f}s")
-        waves = []
         rollout_started = time.monotonic()
-        sent = 0
-        for share in WAVES:
-            wave_started = time.monotonic()
-            upto = max(1, round(share * devices))
-            for device in ids[sent:upto]:
-                side.send(new_command(device, "install", bundle=("credit", 1)))
-            sent = upto
-            finished = reports.wait(lambda n=sent: reports.outcomes() >= n, PHASE_TIMEOUT)
-            waves.append(round(time.monotonic() - wave_started, 2))
-            if not finished:
-                log(f"wave to {sent}: only {reports.outcomes()} outcomes heard; giving up")
-                break
-            log(f"wave to {sent} devices done in {waves[-1]}s")
+        if plane is not None:
+            waves = plane.rollout(devices)
+        else:
+            assert side is not None
+            waves = direct_waves(side, reports, ids)
         rollout = time.monotonic() - rollout_started
         sim_cpu = cpu_seconds(simulator.pid)
         sim_memory = memory(simulator.pid)
@@ -220,18 +217,20 @@ def run(devices: int, work: Path, repo: Path, root: Path, signer: Any, args: Any
             output = b"(killed: did not stop in time)"
         peak.stop()
         control.stop()
+        if plane is not None:
+            plane.stop()
         broker_cpu = cpu_seconds(broker.pid) - broker_cpu
         broker.terminate()
         broker.wait(30)
     return {
         "devices": devices,
+        "control": args.control,
         "bundle_bytes": info.length,
         "connect_seconds": round(connected, 2),
         "rollout_seconds": round(rollout, 2),
         "wave_seconds": waves,
         "installs_done": len(reports.done),
         "installs_failed": len(reports.failed),
-        "chunks_sent": side.chunks.chunks_sent,
         "simulator_cpu_seconds_connect": round(sim_cpu_connected, 2),
         "simulator_cpu_seconds_rollout": round(sim_cpu - sim_cpu_connected, 2),
         "simulator_rss_mb": round(sim_memory["rss_mb"], 1),
@@ -244,6 +243,70 @@ def run(devices: int, work: Path, repo: Path, root: Path, signer: Any, args: Any
         "max_queued_messages": args.max_queued,
         "simulator_summary": _summary(output),
     }
+
+
+class ControlPlane:
+    """`edgewise control run` on a thread of this process, and an operator token for its API."""
+
+    def __init__(self, work: Path, repo: Path, broker: BrokerSettings) -> None:
+        config = ControlConfig(
+            store=str(work / "control.db"),
+            repository=repo,
+            operator_keys=repo.parent / "keys",
+            broker=broker,
+            api_port=0,
+            rollout_tick=0.2,
+            metadata_poll=1.0,
+        )
+        with Store.open(config.store) as store:
+            token = create_token(store, "bench", Role.OPERATOR)
+        self.service = BackgroundService(config).__enter__()
+        self.api = ApiClient(self.service.api_url, token)
+
+    def rollout(self, devices: int) -> list[float]:
+        """Roll credit v1 out in the benchmark's waves with zero dwell; each wave's seconds."""
+        waves = ",".join(f"{share:.0%}" for share in WAVES)
+        body = {"bundle_name": "credit", "bundle_version": 1, "waves": waves, "dwell": "0s"}
+        rollout = self.api.call("POST", "/v1/rollouts", body)
+        path = f"/v1/rollouts/{rollout['id']}"
+        deadline = time.monotonic() + PHASE_TIMEOUT * len(WAVES)
+        status = self.api.call("GET", path)
+        while status["state"] == "running" and time.monotonic() < deadline:
+            time.sleep(0.2)  # polling the API, as an operator's script would
+            status = self.api.call("GET", path)
+        log(f"rollout {status['state']}: {status['device_states']} {status['reason'] or ''}")
+        assert status["state"] == "completed", status
+        return [_seconds(wave) for wave in status["waves"]]
+
+    def stop(self) -> None:
+        self.service.__exit__(None, None, None)
+
+
+def _seconds(wave: dict[str, Any]) -> float:
+    started, finished = wave["started_at"], wave["finished_at"]
+    if not started or not finished:
+        return float("nan")
+    delta = datetime.fromisoformat(finished) - datetime.fromisoformat(started)
+    return round(delta.total_seconds(), 2)
+
+
+def direct_waves(side: ControlSide, reports: Reports, ids: list[str]) -> list[float]:
+    """The waves sent by hand, each when the previous one's devices all reported."""
+    waves = []
+    sent = 0
+    for share in WAVES:
+        wave_started = time.monotonic()
+        upto = max(1, round(share * len(ids)))
+        for device in ids[sent:upto]:
+            side.send(new_command(device, "install", bundle=("credit", 1)))
+        sent = upto
+        finished = reports.wait(lambda n=sent: reports.outcomes() >= n, PHASE_TIMEOUT)
+        waves.append(round(time.monotonic() - wave_started, 2))
+        if not finished:
+            log(f"wave to {sent}: only {reports.outcomes()} outcomes heard; giving up")
+            break
+        log(f"wave to {sent} devices done in {waves[-1]}s")
+    return waves
 
 
 def _device_done(result: dict[str, Any]) -> str:
@@ -262,6 +325,12 @@ def _summary(output: bytes) -> Any:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", default="100,1000,5000", help="fleet sizes, comma-separated")
+    parser.add_argument(
+        "--control",
+        choices=["engine", "direct"],
+        default="engine",
+        help="the real control plane's rollout engine, or waves sent by a bare ControlSide",
+    )
     parser.add_argument("--telemetry-every", default="60s", help="the simulator's window")
     parser.add_argument("--workers", type=int, default=4, help="the simulator's install threads")
     parser.add_argument(
