@@ -28,17 +28,18 @@ READY = re.compile(r"control plane ready: API (http://\S+)")
 class ControlProcess:
     """One control plane with its configuration, store and log; an admin token to call it."""
 
-    def __init__(self, directory: Path, broker: Broker, world: World, **settings: Any) -> None:
+    def __init__(
+        self, directory: Path, broker: Broker, world: World, db: str | None = None
+    ) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
-        self.db = directory / "control.db"
+        self.db = db or str(directory / "control.db")
         self.config = directory / "control.toml"
         self.log = directory / "control.log"
         lines = [
             f'store = "{self.db}"',
             f'repository = "{world.repo}"',
             f'operator_keys = "{world.keys}"',
-            *(f"{name} = {json.dumps(value)}" for name, value in settings.items()),
             "[api]",
             "port = 0",
             "[broker]",

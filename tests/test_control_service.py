@@ -22,10 +22,13 @@ DEVICES = ("dev-a", "dev-b")
 
 
 @pytest.fixture
-def control(tmp_path: Path, broker: Broker, world: World) -> Iterator[ControlProcess]:
+def control(
+    tmp_path: Path, broker: Broker, world: World, store_url: str
+) -> Iterator[ControlProcess]:
+    """The control plane over SQLite, then over a real PostgreSQL (the `store_url` fixture)."""
     world.publish()
     world.publish(with_wrong_expectations(world.bundle, version=9))
-    process = ControlProcess(tmp_path / "control", broker, world).start()
+    process = ControlProcess(tmp_path / "control", broker, world, store_url).start()
     yield process
     process.kill()
 
