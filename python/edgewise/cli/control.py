@@ -17,7 +17,12 @@ if TYPE_CHECKING:
 
 @click.group("control")
 def control_group() -> None:
-    """The fleet's control plane: registry, rollouts, telemetry, alerts, HTTP API."""
+    """The fleet's control plane: registry, rollouts, telemetry, alerts, HTTP API.
+
+    \b
+    Example:
+      edgewise control run --config control.toml
+    """
 
 
 @control_group.command("run")
