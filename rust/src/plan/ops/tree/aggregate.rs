@@ -6,6 +6,7 @@
 
 use super::evaluate::visit_leaves;
 use super::layout::{Forest, Split};
+use crate::plan::isa::Isa;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Aggregate {
@@ -84,13 +85,15 @@ impl Scores {
     }
 }
 
-/// Add every tree's leaf weights for `rows` rows of `x` into `scores` (reset beforehand).
+/// Add every tree's leaf weights for `rows` rows of `x` into `scores` (reset beforehand), with
+/// the loops compiled for `isa` where there is a choice.
 pub fn accumulate<T, X>(
     forest: &Forest<T>,
     x: &[X],
     rows: usize,
     width: usize,
     aggregate: Aggregate,
+    isa: Isa,
     scores: &mut Scores,
 ) where
     T: Split,
@@ -107,35 +110,54 @@ pub fn accumulate<T, X>(
     } = scores;
     let tracked = *tracked;
     let sum = matches!(aggregate, Aggregate::Sum | Aggregate::Average);
-    if sum && !tracked && leaves.offsets.is_none() {
-        // The common case (every slot one weight, nothing to track) without the general loop.
-        visit_leaves(forest, x, rows, width, &mut |row, slot| {
-            let k = slot as usize;
-            values[row * n_targets + leaves.targets[k] as usize] += leaves.values[k];
-        });
-        return;
+    // The common cases, sums with nothing to track, without the general loop's per-weight
+    // choices: one weight per slot (single-target models, unmerged trees), or a few per slot
+    // (a classifier's trees merged across classes).
+    match (&leaves.offsets, sum && !tracked) {
+        (None, true) => visit_leaves(forest, x, rows, width, isa, &mut |first, slots| {
+            let values = &mut values[first * n_targets..];
+            for (row, &slot) in slots.iter().enumerate() {
+                let k = slot as usize;
+                values[row * n_targets + leaves.targets[k] as usize] += leaves.values[k];
+            }
+        }),
+        (Some(offsets), true) => visit_leaves(forest, x, rows, width, isa, &mut |first, slots| {
+            let values = &mut values[first * n_targets..];
+            for (row, &slot) in slots.iter().enumerate() {
+                let row = &mut values[row * n_targets..(row + 1) * n_targets];
+                let range = offsets[slot as usize] as usize..offsets[slot as usize + 1] as usize;
+                for (&target, &weight) in leaves.targets[range.clone()]
+                    .iter()
+                    .zip(&leaves.values[range])
+                {
+                    row[target as usize] += weight;
+                }
+            }
+        }),
+        _ => visit_leaves(forest, x, rows, width, isa, &mut |first, slots| {
+            for (row, &slot) in (first..).zip(slots) {
+                let k = slot as usize;
+                let range = match &leaves.offsets {
+                    Some(offsets) => offsets[k] as usize..offsets[k + 1] as usize,
+                    None => k..k + 1,
+                };
+                for k in range {
+                    let i = row * n_targets + leaves.targets[k] as usize;
+                    let weight = leaves.values[k];
+                    let value = &mut values[i];
+                    match aggregate {
+                        Aggregate::Sum | Aggregate::Average => *value += weight,
+                        Aggregate::Min if !hits[i] || weight < *value => *value = weight,
+                        Aggregate::Max if !hits[i] || weight > *value => *value = weight,
+                        Aggregate::Min | Aggregate::Max => {}
+                    }
+                    if tracked {
+                        hits[i] = true;
+                    }
+                }
+            }
+        }),
     }
-    visit_leaves(forest, x, rows, width, &mut |row, slot| {
-        let k = slot as usize;
-        let range = match &leaves.offsets {
-            Some(offsets) => offsets[k] as usize..offsets[k + 1] as usize,
-            None => k..k + 1,
-        };
-        for k in range {
-            let i = row * n_targets + leaves.targets[k] as usize;
-            let weight = leaves.values[k];
-            let value = &mut values[i];
-            match aggregate {
-                Aggregate::Sum | Aggregate::Average => *value += weight,
-                Aggregate::Min if !hits[i] || weight < *value => *value = weight,
-                Aggregate::Max if !hits[i] || weight > *value => *value = weight,
-                Aggregate::Min | Aggregate::Max => {}
-            }
-            if tracked {
-                hits[i] = true;
-            }
-        }
-    });
 }
 
 #[cfg(test)]
@@ -171,7 +193,7 @@ mod tests {
 
     fn run(forest: &Forest<f64>, aggregate: Aggregate, x: &[f64]) -> Scores {
         let mut scores = Scores::new(x.len(), 2, true);
-        accumulate(forest, x, x.len(), 1, aggregate, &mut scores);
+        accumulate(forest, x, x.len(), 1, aggregate, Isa::detect(), &mut scores);
         scores
     }
 
