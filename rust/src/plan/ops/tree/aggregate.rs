@@ -121,6 +121,20 @@ pub fn accumulate<T, X>(
                 values[row * n_targets + leaves.targets[k] as usize] += leaves.values[k];
             }
         }),
+        // One dependent load (the slot's weights) instead of three (offsets, targets,
+        // weights): the weight tables of a large forest miss the cache at every row and tree.
+        (Some(_), true) if leaves.dense => {
+            visit_leaves(forest, x, rows, width, isa, &mut |first, slots| {
+                let values = &mut values[first * n_targets..];
+                for (row, &slot) in slots.iter().enumerate() {
+                    let row = &mut values[row * n_targets..(row + 1) * n_targets];
+                    let weights = &leaves.values[slot as usize * n_targets..][..n_targets];
+                    for (value, &weight) in row.iter_mut().zip(weights) {
+                        *value += weight;
+                    }
+                }
+            })
+        }
         (Some(offsets), true) => visit_leaves(forest, x, rows, width, isa, &mut |first, slots| {
             let values = &mut values[first * n_targets..];
             for (row, &slot) in slots.iter().enumerate() {
@@ -219,6 +233,45 @@ mod tests {
         assert_eq!(run(&f, Aggregate::Min, &[0.0]).values[0], 7.0);
         let f = forest([(0, -7.0), (0, -7.0), (0, -9.0), (0, -9.0)]);
         assert_eq!(run(&f, Aggregate::Max, &[0.0]).values[0], -7.0);
+    }
+
+    #[test]
+    fn merged_classes_add_their_weights_densely() {
+        // Two trees of one shape, one per class, merge into one whose slots hold a weight per
+        // class in class order; 40 rows so that the vector walk runs where the CPU has it.
+        let branch = |yes, no| Branch {
+            mode: Mode::Leq,
+            feature: 0,
+            split: 0.0,
+            set: 0,
+            missing_true: false,
+            yes,
+            no,
+        };
+        let ensemble = Ensemble {
+            branches: vec![
+                branch(Child::Leaf(0), Child::Leaf(1)),
+                branch(Child::Leaf(2), Child::Leaf(3)),
+            ],
+            leaves: [(0, 1.5), (0, -2.0), (1, 0.25), (1, 3.0)]
+                .iter()
+                .map(|&(target, value)| vec![Weight { target, value }])
+                .collect(),
+            roots: vec![Child::Branch(0), Child::Branch(1)],
+            sets: vec![],
+            n_targets: 2,
+        };
+        let forest = Forest::<f64>::new(&ensemble).unwrap();
+        assert!(forest.leaves.dense && forest.trees.len() == 1);
+        let x: Vec<f64> = (0..40).map(|i| f64::from(i) - 20.5).collect();
+        for isa in Isa::available() {
+            let mut scores = Scores::new(x.len(), 2, false);
+            accumulate(&forest, &x, x.len(), 1, Aggregate::Sum, isa, &mut scores);
+            for (r, &v) in x.iter().enumerate() {
+                let expected = if v <= 0.0 { [1.5, 0.25] } else { [-2.0, 3.0] };
+                assert_eq!(scores.row(r), expected, "row {r}, {isa:?}");
+            }
+        }
     }
 
     #[test]

@@ -210,6 +210,13 @@ fn check_forest<T: Split, X: Copy + Into<T>>(
                 "row {r}, {isa:?}"
             );
         }
+        // Sums with nothing tracked take their own loops (see `accumulate`): same values.
+        if aggregate == Aggregate::Sum {
+            let mut untracked = Scores::new(rows, e.n_targets, false);
+            accumulate(&forest, x, rows, width, aggregate, isa, &mut untracked);
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&untracked.values), bits(&scores.values), "{isa:?}");
+        }
     }
 }
 
