@@ -238,7 +238,7 @@ mod tests {
     #[test]
     fn merged_classes_add_their_weights_densely() {
         // Two trees of one shape, one per class, merge into one whose slots hold a weight per
-        // class in class order; 40 rows so that the vector walk runs where the CPU has it.
+        // class in class order; 80 rows so that the vector walk runs where the CPU has it.
         let branch = |yes, no| Branch {
             mode: Mode::Leq,
             feature: 0,
@@ -263,7 +263,7 @@ mod tests {
         };
         let forest = Forest::<f64>::new(&ensemble).unwrap();
         assert!(forest.leaves.dense && forest.trees.len() == 1);
-        let x: Vec<f64> = (0..40).map(|i| f64::from(i) - 20.5).collect();
+        let x: Vec<f64> = (0..80).map(|i| f64::from(i) - 40.5).collect();
         for isa in Isa::available() {
             let mut scores = Scores::new(x.len(), 2, false);
             accumulate(&forest, &x, x.len(), 1, Aggregate::Sum, isa, &mut scores);
