@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -135,11 +136,15 @@ def test_writer_round_trip_and_misuse(tmp_path):
 
 
 def test_writer_encodes_each_kind_of_column_for_its_values(tmp_path):
-    """Scores split into byte planes without a dictionary, identifiers plain, labels and
-    constants through a dictionary; one row group per batch, every value back as written."""
+    """Scores split into byte planes without a dictionary, identifiers as deltas, labels and
+    constants through a dictionary; one row group per batch, every value back as written
+    (also identifiers whose deltas overflow, and nulls), by pyarrow and by polars."""
     rows = 5000
     rng = np.random.default_rng(3)
-    batch = Batch.from_arrow(pa.table({"id": np.arange(rows, dtype=np.int64)})).with_columns(
+    ids = np.arange(rows, dtype=np.int64)
+    ids[rows // 2 :] = rng.integers(-(2**63), 2**63 - 1, rows - rows // 2, dtype=np.int64)
+    id_column = pa.array(ids, mask=np.arange(rows) % 7 == 0)
+    batch = Batch.from_arrow(pa.table({"id": id_column})).with_columns(
         [
             ("p", rng.random(rows)),
             ("label", rng.integers(0, 3, rows)),
@@ -158,9 +163,11 @@ def test_writer_encodes_each_kind_of_column_for_its_values(tmp_path):
         for column in map(file.metadata.row_group(0).column, range(file.metadata.num_columns))
     }
     assert "BYTE_STREAM_SPLIT" in encodings["p"] and "RLE_DICTIONARY" not in encodings["p"]
-    assert "RLE_DICTIONARY" not in encodings["id"]
+    assert "DELTA_BINARY_PACKED" in encodings["id"] and "RLE_DICTIONARY" not in encodings["id"]
     assert all("RLE_DICTIONARY" in encodings[c] for c in ("label", "version", "name"))
-    assert file.read().equals(pa.Table.from_batches([pa.record_batch(batch)] * 2))
+    written = pa.Table.from_batches([pa.record_batch(batch)] * 2)
+    assert file.read().equals(written)
+    assert pl.read_parquet(tmp_path / "out.parquet").to_arrow()["id"].equals(written["id"])
 
 
 def test_unreadable_file_names_the_path(tmp_path):

@@ -6,6 +6,7 @@
 pub mod columns;
 pub mod execute;
 pub mod graph;
+pub mod isa;
 pub mod onnx;
 pub mod ops;
 mod python;

@@ -195,7 +195,7 @@ impl Reshape {
         }
         let known: usize = out.iter().product();
         let fits = match infer {
-            Some(d) if known > 0 && x.len() % known == 0 => {
+            Some(d) if known > 0 && x.len().is_multiple_of(known) => {
                 out[d] = x.len() / known;
                 true
             }

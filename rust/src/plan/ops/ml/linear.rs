@@ -33,7 +33,7 @@ impl Weights {
     /// `coefficients` are row-major [targets, features], targets = `intercepts.len()`.
     fn new(attrs: &Attrs, coefficients: &[f32], intercepts: Vec<f32>) -> Result<Self> {
         let targets = intercepts.len();
-        if targets == 0 || coefficients.len() % targets != 0 {
+        if targets == 0 || !coefficients.len().is_multiple_of(targets) {
             return Err(attrs.error(format_args!(
                 "{} coefficients do not divide into {targets} targets",
                 coefficients.len()

@@ -6,6 +6,7 @@
 
 use super::evaluate::visit_leaves;
 use super::layout::{Forest, Split};
+use crate::plan::isa::Isa;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Aggregate {
@@ -84,13 +85,15 @@ impl Scores {
     }
 }
 
-/// Add every tree's leaf weights for `rows` rows of `x` into `scores` (reset beforehand).
+/// Add every tree's leaf weights for `rows` rows of `x` into `scores` (reset beforehand), with
+/// the loops compiled for `isa` where there is a choice.
 pub fn accumulate<T, X>(
     forest: &Forest<T>,
     x: &[X],
     rows: usize,
     width: usize,
     aggregate: Aggregate,
+    isa: Isa,
     scores: &mut Scores,
 ) where
     T: Split,
@@ -107,35 +110,68 @@ pub fn accumulate<T, X>(
     } = scores;
     let tracked = *tracked;
     let sum = matches!(aggregate, Aggregate::Sum | Aggregate::Average);
-    if sum && !tracked && leaves.offsets.is_none() {
-        // The common case (every slot one weight, nothing to track) without the general loop.
-        visit_leaves(forest, x, rows, width, &mut |row, slot| {
-            let k = slot as usize;
-            values[row * n_targets + leaves.targets[k] as usize] += leaves.values[k];
-        });
-        return;
-    }
-    visit_leaves(forest, x, rows, width, &mut |row, slot| {
-        let k = slot as usize;
-        let range = match &leaves.offsets {
-            Some(offsets) => offsets[k] as usize..offsets[k + 1] as usize,
-            None => k..k + 1,
-        };
-        for k in range {
-            let i = row * n_targets + leaves.targets[k] as usize;
-            let weight = leaves.values[k];
-            let value = &mut values[i];
-            match aggregate {
-                Aggregate::Sum | Aggregate::Average => *value += weight,
-                Aggregate::Min if !hits[i] || weight < *value => *value = weight,
-                Aggregate::Max if !hits[i] || weight > *value => *value = weight,
-                Aggregate::Min | Aggregate::Max => {}
+    // The common cases, sums with nothing to track, without the general loop's per-weight
+    // choices: one weight per slot (single-target models, unmerged trees), or a few per slot
+    // (a classifier's trees merged across classes).
+    match (&leaves.offsets, sum && !tracked) {
+        (None, true) => visit_leaves(forest, x, rows, width, isa, &mut |first, slots| {
+            let values = &mut values[first * n_targets..];
+            for (row, &slot) in slots.iter().enumerate() {
+                let k = slot as usize;
+                values[row * n_targets + leaves.targets[k] as usize] += leaves.values[k];
             }
-            if tracked {
-                hits[i] = true;
-            }
+        }),
+        // One dependent load (the slot's weights) instead of three (offsets, targets,
+        // weights): the weight tables of a large forest miss the cache at every row and tree.
+        (Some(_), true) if leaves.dense => {
+            visit_leaves(forest, x, rows, width, isa, &mut |first, slots| {
+                let values = &mut values[first * n_targets..];
+                for (row, &slot) in slots.iter().enumerate() {
+                    let row = &mut values[row * n_targets..(row + 1) * n_targets];
+                    let weights = &leaves.values[slot as usize * n_targets..][..n_targets];
+                    for (value, &weight) in row.iter_mut().zip(weights) {
+                        *value += weight;
+                    }
+                }
+            })
         }
-    });
+        (Some(offsets), true) => visit_leaves(forest, x, rows, width, isa, &mut |first, slots| {
+            let values = &mut values[first * n_targets..];
+            for (row, &slot) in slots.iter().enumerate() {
+                let row = &mut values[row * n_targets..(row + 1) * n_targets];
+                let range = offsets[slot as usize] as usize..offsets[slot as usize + 1] as usize;
+                for (&target, &weight) in leaves.targets[range.clone()]
+                    .iter()
+                    .zip(&leaves.values[range])
+                {
+                    row[target as usize] += weight;
+                }
+            }
+        }),
+        _ => visit_leaves(forest, x, rows, width, isa, &mut |first, slots| {
+            for (row, &slot) in (first..).zip(slots) {
+                let k = slot as usize;
+                let range = match &leaves.offsets {
+                    Some(offsets) => offsets[k] as usize..offsets[k + 1] as usize,
+                    None => k..k + 1,
+                };
+                for k in range {
+                    let i = row * n_targets + leaves.targets[k] as usize;
+                    let weight = leaves.values[k];
+                    let value = &mut values[i];
+                    match aggregate {
+                        Aggregate::Sum | Aggregate::Average => *value += weight,
+                        Aggregate::Min if !hits[i] || weight < *value => *value = weight,
+                        Aggregate::Max if !hits[i] || weight > *value => *value = weight,
+                        Aggregate::Min | Aggregate::Max => {}
+                    }
+                    if tracked {
+                        hits[i] = true;
+                    }
+                }
+            }
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -171,7 +207,7 @@ mod tests {
 
     fn run(forest: &Forest<f64>, aggregate: Aggregate, x: &[f64]) -> Scores {
         let mut scores = Scores::new(x.len(), 2, true);
-        accumulate(forest, x, x.len(), 1, aggregate, &mut scores);
+        accumulate(forest, x, x.len(), 1, aggregate, Isa::detect(), &mut scores);
         scores
     }
 
@@ -197,6 +233,45 @@ mod tests {
         assert_eq!(run(&f, Aggregate::Min, &[0.0]).values[0], 7.0);
         let f = forest([(0, -7.0), (0, -7.0), (0, -9.0), (0, -9.0)]);
         assert_eq!(run(&f, Aggregate::Max, &[0.0]).values[0], -7.0);
+    }
+
+    #[test]
+    fn merged_classes_add_their_weights_densely() {
+        // Two trees of one shape, one per class, merge into one whose slots hold a weight per
+        // class in class order; 80 rows so that the vector walk runs where the CPU has it.
+        let branch = |yes, no| Branch {
+            mode: Mode::Leq,
+            feature: 0,
+            split: 0.0,
+            set: 0,
+            missing_true: false,
+            yes,
+            no,
+        };
+        let ensemble = Ensemble {
+            branches: vec![
+                branch(Child::Leaf(0), Child::Leaf(1)),
+                branch(Child::Leaf(2), Child::Leaf(3)),
+            ],
+            leaves: [(0, 1.5), (0, -2.0), (1, 0.25), (1, 3.0)]
+                .iter()
+                .map(|&(target, value)| vec![Weight { target, value }])
+                .collect(),
+            roots: vec![Child::Branch(0), Child::Branch(1)],
+            sets: vec![],
+            n_targets: 2,
+        };
+        let forest = Forest::<f64>::new(&ensemble).unwrap();
+        assert!(forest.leaves.dense && forest.trees.len() == 1);
+        let x: Vec<f64> = (0..80).map(|i| f64::from(i) - 40.5).collect();
+        for isa in Isa::available() {
+            let mut scores = Scores::new(x.len(), 2, false);
+            accumulate(&forest, &x, x.len(), 1, Aggregate::Sum, isa, &mut scores);
+            for (r, &v) in x.iter().enumerate() {
+                let expected = if v <= 0.0 { [1.5, 0.25] } else { [-2.0, 3.0] };
+                assert_eq!(scores.row(r), expected, "row {r}, {isa:?}");
+            }
+        }
     }
 
     #[test]

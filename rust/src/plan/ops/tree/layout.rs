@@ -46,6 +46,9 @@ pub struct Leaves {
     pub offsets: Option<Vec<u32>>,
     pub targets: Vec<u32>,
     pub values: Vec<f64>,
+    /// Every slot holds one weight per target, for targets `0..n` in order, so slot `s`'s
+    /// weights are `values[s * n..(s + 1) * n]` (`offsets` and `targets` need not be read).
+    pub dense: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -90,6 +93,7 @@ impl<T: Split> Forest<T> {
                     offsets: None,
                     targets: Vec::new(),
                     values: Vec::new(),
+                    dense: false,
                 },
                 modes: modes(ensemble),
                 max_feature: None,

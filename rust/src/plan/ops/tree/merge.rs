@@ -113,6 +113,13 @@ impl<T: Split> Builder<T> {
                 .push(u32::try_from(leaves.values.len()).map_err(|_| LayoutError::TooManySlots)?);
         }
         leaves.offsets = (!single).then_some(offsets);
+        // A classifier's trees merged across its classes: every slot one weight per class.
+        let n_targets = self.last_tree.len();
+        leaves.dense = !single
+            && (self.slots.iter()).all(|weights| {
+                weights.len() == n_targets
+                    && (weights.iter().enumerate()).all(|(t, w)| w.target as usize == t)
+            });
         Ok(self.forest)
     }
 }

@@ -3,6 +3,7 @@
 //! `Member` branches keep an index in their split's NaN payload.
 
 use super::ensemble::Mode;
+use crate::plan::isa::Isa;
 
 /// A split value type nodes can hold: f32 or f64.
 pub trait Split: Copy + PartialOrd + Send + Sync + 'static {
@@ -17,7 +18,15 @@ pub trait Split: Copy + PartialOrd + Send + Sync + 'static {
     fn is_nan(self) -> bool;
     /// Bits for comparing the shapes of trees.
     fn bits(self) -> u64;
+    /// The vector walk (`wide`) for forests of this split type whose branches all compare
+    /// with mode `MODE` (see `mode_code`), if there is one for `isa`.
+    fn wide<const MODE: u32, const MISSING: bool>(_isa: Isa) -> Option<WideWalk<Self>> {
+        None
+    }
 }
+
+/// `wide::leaves`: (tree nodes, depth, rows, width, leaf slots out) -> rows done.
+pub type WideWalk<T> = fn(&[Node<T>], u32, &[T], usize, &mut [u32]) -> usize;
 
 impl Split for f64 {
     const MAX_SLOT: u32 = u32::MAX;
@@ -37,6 +46,10 @@ impl Split for f64 {
     }
     fn bits(self) -> u64 {
         self.to_bits()
+    }
+    #[cfg(target_arch = "x86_64")]
+    fn wide<const MODE: u32, const MISSING: bool>(isa: Isa) -> Option<WideWalk<Self>> {
+        (isa >= Isa::Avx512).then_some(super::wide::leaves::<MODE, MISSING>)
     }
 }
 
@@ -80,7 +93,9 @@ pub fn mode_code(mode: Mode) -> u32 {
     }
 }
 
+/// `repr(C)`: the vector walk (`wide`) reads the fields at fixed offsets.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
 pub struct Node<T> {
     pub split: T,
     pub key: u32,

@@ -6,6 +6,7 @@ use super::aggregate::{accumulate, Aggregate, Scores};
 use super::ensemble::{member_set, Branch, Child, Ensemble, Mode, Weight};
 use super::layout::{mode_code, Forest, Split};
 use super::tests::{doubles, int, ints, kernel, modes, values};
+use crate::plan::isa::Isa;
 use crate::plan::onnx::AttributeProto;
 use crate::plan::tensor::Tensor;
 
@@ -194,13 +195,28 @@ fn check_forest<T: Split, X: Copy + Into<T>>(
     aggregate: Aggregate,
 ) {
     let forest = Forest::<T>::new(e).unwrap();
-    let mut scores = Scores::new(rows, e.n_targets, true);
-    accumulate(&forest, x, rows, width, aggregate, &mut scores);
-    for r in 0..rows {
-        let (s, h) = reference(e, &x64[r * width..(r + 1) * width], aggregate);
-        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(scores.row(r)), bits(&s), "row {r} of {rows}");
-        assert_eq!(scores.row_hits(r).unwrap(), h.as_slice(), "row {r}");
+    // Every copy of the loops this CPU runs (plain, AVX2, AVX-512: the vector walk and the
+    // vectorized bitvectors) against the reference.
+    for isa in Isa::available() {
+        let mut scores = Scores::new(rows, e.n_targets, true);
+        accumulate(&forest, x, rows, width, aggregate, isa, &mut scores);
+        for r in 0..rows {
+            let (s, h) = reference(e, &x64[r * width..(r + 1) * width], aggregate);
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(scores.row(r)), bits(&s), "row {r} of {rows}, {isa:?}");
+            assert_eq!(
+                scores.row_hits(r).unwrap(),
+                h.as_slice(),
+                "row {r}, {isa:?}"
+            );
+        }
+        // Sums with nothing tracked take their own loops (see `accumulate`): same values.
+        if aggregate == Aggregate::Sum {
+            let mut untracked = Scores::new(rows, e.n_targets, false);
+            accumulate(&forest, x, rows, width, aggregate, isa, &mut untracked);
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&untracked.values), bits(&scores.values), "{isa:?}");
+        }
     }
 }
 
