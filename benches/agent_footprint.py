@@ -49,10 +49,11 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def signed_install(work: Path, model: str) -> tuple[Path, Path]:
-    """Compile, sign and install a bundle; the pinned root and the agent's state directory."""
+def signed_bundle(work: Path, pipeline: Any) -> tuple[Path, Path]:
+    """Fit `pipeline` on credit data, compile it as credit version 1 and sign it into a new
+    TUF repository at work/repo (keys in work/keys); the bundle file and the pinned root."""
     train = credit_frame(3000, seed=0)
-    pipeline = credit_pipeline(model).fit(train[FEATURES], train[TARGET])
+    pipeline.fit(train[FEATURES], train[TARGET])
     bundle = compile_pipeline(pipeline, train, name="credit", version=1, target=TARGET).bundle
     path = bundle.write(work / "credit-1.ewb")
     public = init_keys(work / "keys")
@@ -60,6 +61,12 @@ def signed_install(work: Path, model: str) -> tuple[Path, Path]:
     repository.init(operator_keys=[public["operator"]])
     repository.add_bundle(path)
     root = Path(shutil.copy(work / "repo" / "metadata" / "1.root.json", work / "root.json"))
+    return path, root
+
+
+def signed_install(work: Path, model: str) -> tuple[Path, Path]:
+    """Compile, sign and install a bundle; the pinned root and the agent's state directory."""
+    path, root = signed_bundle(work, credit_pipeline(model))
     client = TrustClient.for_directory(work / "repo", root, work / "trust-state")
     info, _ = client.lookup("credit", 1)
     ref = BundleRef("credit", 1, info.hashes["sha256"], info.length)

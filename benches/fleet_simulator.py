@@ -32,12 +32,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agent_footprint import cpu_seconds, free_port, memory, wait_until
+from agent_footprint import cpu_seconds, free_port, memory, signed_bundle, wait_until
 from report import emit, environment, log, markdown_table
 
 from edgewise.agent.commands import new_command
-from edgewise.compile import compile_pipeline
-from edgewise.datasets import FEATURES, TARGET, credit_frame, credit_pipeline
+from edgewise.datasets import credit_pipeline
 from edgewise.fleet import ControlSide
 from edgewise.fleet.api_client import ApiClient
 from edgewise.fleet.auth import Role, create_token
@@ -53,7 +52,8 @@ from edgewise.fleet.store import Store
 from edgewise.transport import BrokerSettings, Connection, Event, Inbound, State, Status
 from edgewise.transport.acl import CONTROL_USER, mosquitto_acl
 from edgewise.transport.topics import Kind, all_devices
-from edgewise.trust import DirectoryRepository, KeyRing, TrustClient, init_keys
+from edgewise.trust import TrustClient
+from edgewise.trust.keys import PRIVATE_SUFFIX, load_signer, read_public_key
 
 EDGEWISE = str(Path(sys.executable).parent / "edgewise")
 WAVES = (0.01, 0.10, 0.50, 1.0)  # cumulative shares of the fleet
@@ -95,18 +95,8 @@ class Reports:
 
 def make_bundle(work: Path) -> tuple[Path, Path, Any]:
     """A signed ~200 KB bundle: (repository, pinned root, operator key)."""
-    train = credit_frame(3000, seed=0)
     pipeline = credit_pipeline("random_forest", n_estimators=TREES, max_depth=8, n_jobs=1)
-    pipeline.fit(train[FEATURES], train[TARGET])
-    bundle = compile_pipeline(pipeline, train, name="credit", version=1, target=TARGET).bundle
-    path = bundle.write(work / "credit-1.ewb")
-    public = init_keys(work / "keys")
-    repository = DirectoryRepository(work / "repo", KeyRing([work / "keys"]))
-    repository.init(operator_keys=[public["operator"]])
-    repository.add_bundle(path)
-    root = Path(shutil.copy(work / "repo" / "metadata" / "1.root.json", work / "root.json"))
-    from edgewise.trust.keys import PRIVATE_SUFFIX, load_signer, read_public_key
-
+    _, root = signed_bundle(work, pipeline)
     key = read_public_key(work / "keys" / "operator.pub")
     signer = load_signer(work / "keys" / f"operator{PRIVATE_SUFFIX}", key)
     return work / "repo", root, signer

@@ -239,29 +239,7 @@ mod tests {
     fn merged_classes_add_their_weights_densely() {
         // Two trees of one shape, one per class, merge into one whose slots hold a weight per
         // class in class order; 80 rows so that the vector walk runs where the CPU has it.
-        let branch = |yes, no| Branch {
-            mode: Mode::Leq,
-            feature: 0,
-            split: 0.0,
-            set: 0,
-            missing_true: false,
-            yes,
-            no,
-        };
-        let ensemble = Ensemble {
-            branches: vec![
-                branch(Child::Leaf(0), Child::Leaf(1)),
-                branch(Child::Leaf(2), Child::Leaf(3)),
-            ],
-            leaves: [(0, 1.5), (0, -2.0), (1, 0.25), (1, 3.0)]
-                .iter()
-                .map(|&(target, value)| vec![Weight { target, value }])
-                .collect(),
-            roots: vec![Child::Branch(0), Child::Branch(1)],
-            sets: vec![],
-            n_targets: 2,
-        };
-        let forest = Forest::<f64>::new(&ensemble).unwrap();
+        let forest = forest([(0, 1.5), (0, -2.0), (1, 0.25), (1, 3.0)]);
         assert!(forest.leaves.dense && forest.trees.len() == 1);
         let x: Vec<f64> = (0..80).map(|i| f64::from(i) - 40.5).collect();
         for isa in Isa::available() {

@@ -114,6 +114,8 @@ impl<T: Split> Bitvectors<T> {
         }
     }
 
+    // The two wrappers below are the same scan compiled again: `visit_plain` is inlined into
+    // each, so the compiler vectorises its bitvector ANDs for the wider instruction set.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma,bmi1,bmi2")]
     fn visit_avx512<X: Copy + Into<T>>(
