@@ -3,7 +3,6 @@ Mosquitto (including an outage: windows wait in the outbox and arrive without a 
 
 from __future__ import annotations
 
-import base64
 import itertools
 import json
 import math
@@ -11,7 +10,8 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import asdict
+from typing import Any, cast
 
 import paho.mqtt.client as paho
 import pytest
@@ -24,6 +24,7 @@ from trust_world import World
 from edgewise import Model, Profile
 from edgewise.datasets import FEATURES, credit_frame
 from edgewise.transport.acl import CONTROL_USER
+from edgewise.transport.telemetry_frame import decode_telemetry
 
 
 class RawMessages:
@@ -46,7 +47,7 @@ class RawMessages:
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         with self._condition:
-            self.payloads.append(json.loads(message.payload))
+            self.payloads.append(as_document(message.topic, message.payload))
             self._condition.notify_all()
 
     def wait_for(self, predicate, timeout: float = AGENT_TIMEOUT) -> bool:
@@ -63,6 +64,14 @@ def fleet(world: World, broker) -> Iterator[Fleet]:
     fleet, connection = start_fleet(world, broker, [world.publish()])
     yield fleet
     connection.stop()
+
+
+def as_document(topic: str, payload: bytes) -> dict[str, Any]:
+    """A JSON message as sent; a telemetry frame as the fields it holds."""
+    if not topic.endswith("/telemetry"):
+        return cast(dict[str, Any], json.loads(payload))
+    window = decode_telemetry(topic, payload)
+    return {**asdict(window), "bundle": None if window.bundle is None else asdict(window.bundle)}
 
 
 @pytest.fixture
@@ -167,8 +176,8 @@ def test_telemetry_windows_carry_profiles_and_survive_a_broker_outage(
     assert window["bundle"]["version"] == installed.version
     assert window["metrics"]["requests"] == 1 and window["metrics"]["errors"] == 0
     assert window["metrics"]["rss_bytes"] > 0 and "cpu_percent" in window["metrics"]
-    inputs = Profile.from_bytes(base64.b64decode(window["profiles"]["inputs"]))
-    outputs = Profile.from_bytes(base64.b64decode(window["profiles"]["outputs"]))
+    inputs = Profile.from_bytes(window["profiles"]["inputs"])
+    outputs = Profile.from_bytes(window["profiles"]["outputs"])
     assert inputs.rows == 30 and set(FEATURES) <= set(inputs.column_names)
     assert outputs.rows == 30 and "proba_1" in outputs.column_names
 

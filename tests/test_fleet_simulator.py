@@ -3,7 +3,6 @@ the ACL) and a real control side (TUF metadata, chunks, operator-signed commands
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
@@ -24,6 +23,7 @@ from edgewise.fleet.simulator import Drift, FleetConfig, Offline, Simulator, wri
 from edgewise.fleet.simulator.credentials import new_passwords, write_credentials
 from edgewise.transport import BundleRef, SlotStatus, State, Status, Telemetry
 from edgewise.transport.acl import CONTROL_USER
+from edgewise.transport.telemetry_frame import RawTelemetry
 from edgewise.transport.topics import Kind, device_topic
 from edgewise.trust.keys import generate_key
 
@@ -195,11 +195,12 @@ def test_rollback_returns_to_the_previous_bundle(fleet, simulator, versions):
 
 
 def telemetry_of(fleet: Fleet, device: str) -> list[Telemetry]:
-    return [
-        m.body
+    windows = [
+        m.body.decode(m.topic)
         for m in list(fleet.reports.received)
-        if m.device == device and isinstance(m.body, Telemetry) and m.body.profiles
+        if m.device == device and isinstance(m.body, RawTelemetry)
     ]
+    return [window for window in windows if window.profiles]
 
 
 def test_telemetry_carries_profiles_and_drift_shifts_the_chosen_devices_only(
@@ -220,8 +221,8 @@ def test_telemetry_carries_profiles_and_drift_shifts_the_chosen_devices_only(
         window = telemetry_of(fleet, device)[0]
         assert window.bundle == first
         assert window.metrics["rows"] == 40 and window.metrics["errors"] == 0
-        inputs = Profile.from_bytes(base64.b64decode(window.profiles["inputs"]))
-        outputs = Profile.from_bytes(base64.b64decode(window.profiles["outputs"]))
+        inputs = Profile.from_bytes(window.profiles["inputs"])
+        outputs = Profile.from_bytes(window.profiles["outputs"])
         assert inputs.rows == outputs.rows == 40
         medians[device] = inputs.quantiles("income", [0.5])[0]
     drifted = {d: m for d, m in medians.items() if d in simulator.drifted}

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from edgewise.exceptions import EdgewiseError, MessageError
 from edgewise.transport import (
+    PROTOCOL_VERSION,
     BundleRef,
     Chunk,
     Event,
@@ -25,7 +26,6 @@ from edgewise.transport import (
     SlotStatus,
     State,
     Status,
-    Telemetry,
     TransferRequest,
     check_device_id,
     decode,
@@ -116,9 +116,7 @@ EXAMPLES: list[tuple[str, Any]] = [
     ),
     (STATE, State(status=Status.OFFLINE, reason="connection lost")),
     (EVENTS, Event(name="install.health_failed", level=Level.ERROR, detail={"p99_ms": 12.5})),
-    (TELEMETRY, Telemetry(window_start=100.0, window_end=160.0, metrics={"rows": 42})),
     (EVENTS, TransferRequest(transfer=new_id(), bundle=BUNDLE, chunk_size=65536, chunks=(0, 15))),
-    (TELEMETRY, Telemetry(window_start=0.0, window_end=60.0, profiles={"inputs": "RVdQRg=="})),
 ]
 
 
@@ -126,7 +124,7 @@ EXAMPLES: list[tuple[str, Any]] = [
 def test_messages_round_trip(topic: str, message: Any) -> None:
     payload = encode(message)
     document = json.loads(payload)
-    assert document["v"] == 1
+    assert document["v"] == PROTOCOL_VERSION == 2
     assert document["id"] == message.id
     assert decode(topic, payload) == message
 
@@ -142,7 +140,7 @@ def payload_of(document: dict[str, Any]) -> bytes:
 @pytest.mark.parametrize(
     ("change", "error"),
     [
-        ({"v": 2}, "protocol version 2 is not supported"),
+        ({"v": 3}, "protocol version 3 is not supported"),
         ({"v": True}, "protocol version True is not supported"),
         ({"v": 1.0}, "protocol version 1.0 is not supported"),
         ({"type": "state"}, "message type 'state' does not belong on a events topic"),
@@ -182,7 +180,7 @@ def test_a_missing_version_is_an_unknown_version() -> None:
     ],
 )
 def test_transfer_request_schema(change: dict[str, Any], error: str) -> None:
-    document = {**document_of(EXAMPLES[4][1]), **change}
+    document = {**document_of(EXAMPLES[3][1]), **change}
     with pytest.raises(MessageError, match=error):
         decode(EVENTS, payload_of(document))
 
@@ -199,27 +197,27 @@ def test_state_slot_status_is_an_enum() -> None:
     [
         (STATE, "labels", {"bad name": "x"}, r"field 'labels\.bad name' is not a valid name"),
         (STATE, "labels", {"site": 3}, r"field 'labels\.site' must be a string"),
-        (TELEMETRY, "profiles", {"inputs": ["x"]}, r"field 'profiles\.inputs' must be a string"),
-        (TELEMETRY, "profiles", "x", r"field 'profiles' must be an object"),
     ],
 )
-def test_labels_and_profiles_are_maps_of_strings(topic, field, value, error) -> None:
-    example = EXAMPLES[0][1] if topic == STATE else EXAMPLES[3][1]
-    document = {**document_of(example), field: value}
+def test_labels_are_a_map_of_strings(topic, field, value, error) -> None:
+    document = {**document_of(EXAMPLES[0][1]), field: value}
     with pytest.raises(MessageError, match=error):
         decode(topic, payload_of(document))
 
 
-def test_telemetry_window_must_not_end_before_it_starts() -> None:
-    document = {**document_of(EXAMPLES[3][1]), "window_end": 50.0}
-    with pytest.raises(MessageError, match=r"window_end 50\.0 is before window_start 100\.0"):
-        decode(TELEMETRY, payload_of(document))
+def test_version_1_json_is_still_read_except_telemetry() -> None:
+    """Protocol 2 changed only telemetry: a version-1 device's state and events are read."""
+    document = {**document_of(EXAMPLES[2][1]), "v": 1}
+    assert decode(EVENTS, payload_of(document)) == EXAMPLES[2][1]
+    old = {"v": 1, "type": "telemetry", "id": "w1", "ts": 1.0, "window_start": 0.0}
+    with pytest.raises(MessageError, match=rf"^{TELEMETRY}: JSON telemetry .* no longer accepted"):
+        decode(TELEMETRY, payload_of({**old, "window_end": 1.0, "profiles": {}}))
 
 
 def test_non_finite_numbers_are_refused() -> None:
-    payload = encode(EXAMPLES[3][1]).replace(b'"rows":42', b'"rows":NaN')
+    payload = encode(EXAMPLES[2][1]).replace(b'"p99_ms":12.5', b'"p99_ms":NaN')
     with pytest.raises(MessageError, match="not valid JSON"):
-        decode(TELEMETRY, payload)
+        decode(EVENTS, payload)
 
 
 def test_size_is_checked_before_parsing() -> None:
@@ -348,7 +346,9 @@ def test_the_transport_imports_only_the_standard_library_and_paho() -> None:
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 names = [str(node.module)]
             elif isinstance(node, ast.ImportFrom) and node.level == 2:
-                assert node.module in ("exceptions", "bundle"), f"{source}: ..{node.module}"
+                # _core: the Rust core the agent already profiles with (telemetry frames).
+                allowed = ("exceptions", "bundle", "_core")
+                assert node.module in allowed, f"{source}: ..{node.module}"
                 continue
             else:
                 continue

@@ -202,3 +202,46 @@ class Validator:
         """Each rule broken so far: column, type, severity ("error" or "warning"), count,
         share (of all rows), first_row, examples (up to 5 distinct values as str) and found
         (the kind in the data, for a wrong type)."""
+
+#: The largest telemetry frame decoded (bytes).
+TELEMETRY_MAX_BYTES: int
+
+@final
+class TelemetryBatch:
+    """A batch of raw telemetry frames (transport/telemetry_frame.py), decoded and checked and
+    their profiles parsed without the GIL; a bad frame is refused by itself."""
+
+    def __new__(cls, payloads: Sequence[bytes], threads: int | None = None) -> TelemetryBatch: ...
+    def __len__(self) -> int: ...
+    def windows(
+        self,
+    ) -> list[
+        tuple[
+            str,
+            float,
+            float,
+            float,
+            tuple[str, int, str, int] | None,
+            dict[str, float],
+            list[str],
+            list[tuple[str, str]],
+        ]
+        | str
+    ]:
+        """Per payload: `(id, ts, window_start, window_end, bundle, metrics, roles, corrupt)`
+        (bundle `(name, version, sha256 hex, length)` or None; roles whose profiles parsed;
+        `(role, reason)` of those that did not), or why the payload was refused."""
+
+    def sections(self, index: int) -> dict[str, bytes]:
+        """The raw profile bytes of payload `index` by role (none for a refused payload)."""
+
+    def merge(self, groups: Sequence[Sequence[int]]) -> list[tuple[dict[str, bytes], int]]:
+        """Per group of payload indices: their profiles merged per role, and how many were
+        skipped (columns unlike the first one's). A payload's profiles are taken by the first
+        group that names it."""
+
+def merge_profiles(
+    groups: Sequence[Sequence[bytes]], threads: int | None = None
+) -> list[tuple[bytes | None, int]]:
+    """Per group of serialized profiles: one profile of them all (None if none was usable) and
+    how many were skipped (unreadable, or columns unlike the first readable one's)."""

@@ -8,6 +8,7 @@ pub mod profile;
 pub mod runtime;
 pub mod schema;
 pub mod score;
+pub mod telemetry;
 
 use pyo3::prelude::*;
 
@@ -31,5 +32,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(drift::python::drift_profiles, m)?)?;
     m.add_function(wrap_pyfunction!(drift::schema_python::infer_schema, m)?)?;
     m.add_class::<drift::schema_python::PyValidator>()?;
+    m.add_class::<telemetry::python::PyTelemetryBatch>()?;
+    m.add_function(wrap_pyfunction!(telemetry::python::merge_profiles, m)?)?;
+    m.add("TELEMETRY_MAX_BYTES", telemetry::frame::MAX_FRAME_BYTES)?;
     Ok(())
 }

@@ -10,7 +10,6 @@ starts serving, so one window always describes one model.
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import resource
@@ -85,9 +84,9 @@ class Window:
                 return float(bound)
         return float(bounds[-1])
 
-    def profiles(self) -> dict[str, str]:
+    def profiles(self) -> dict[str, bytes]:
         return {
-            name: base64.b64encode(profile.to_bytes()).decode()
+            name: profile.to_bytes()
             for name, profile in (("inputs", self.inputs), ("outputs", self.outputs))
             if profile is not None
         }

@@ -1,6 +1,7 @@
-"""JSON control messages of the fleet protocol: encoding, and checking what comes off the network.
+"""Messages of the fleet protocol: encoding, and checking what comes off the network.
 
-Every message is a JSON object with the envelope fields ``v`` (protocol version), ``type``,
+Telemetry travels as a binary frame (transport/telemetry_frame.py, since protocol version 2);
+every other message is a JSON object with the envelope fields ``v`` (protocol version), ``type``,
 ``id`` (unique per sender, so receivers can deduplicate) and ``ts`` (the sender's Unix time),
 plus the fields of its type (docs/protocol.md lists them). `decode` trusts nothing: it checks
 the size before parsing, then the version, then that the type belongs on the topic, then every
@@ -22,7 +23,10 @@ from typing import Any, ClassVar
 from ..exceptions import MessageError
 from .topics import Kind, parse_device_topic
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+#: JSON versions read: version 2 changed only telemetry (now a binary frame), so a version-1
+#: device's state and events are still understood; its JSON telemetry is refused by name.
+READABLE_VERSIONS = (1, 2)
 #: JSON messages stay well under the smallest broker cap we target (AWS IoT Core: 128 KB).
 MAX_MESSAGE_BYTES = 96 * 1024
 #: Chunk sizes a transfer request may ask for: the upper bound keeps a chunk frame under the
@@ -151,18 +155,12 @@ class Telemetry(Message):
     window_end: float
     bundle: BundleRef | None = None
     metrics: dict[str, float] = field(default_factory=dict)
-    #: Profiles by role ("inputs", "outputs"): base64 of `Profile.to_bytes`, whose own format
-    #: checks guard the reader; the message size cap bounds them.
-    profiles: dict[str, str] = field(default_factory=dict)
+    #: Profiles by role ("inputs", "outputs"): the bytes of `Profile.to_bytes`, whose own
+    #: format checks guard the reader; the frame's size cap bounds them.
+    profiles: dict[str, bytes] = field(default_factory=dict)
 
     def body(self) -> dict[str, Any]:
-        return {
-            "window_start": self.window_start,
-            "window_end": self.window_end,
-            "bundle": _optional_json(self.bundle),
-            "metrics": self.metrics,
-            "profiles": self.profiles,
-        }
+        raise MessageError("telemetry is a binary frame, not a JSON message")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -195,6 +193,11 @@ def chunk_count(length: int, chunk_size: int) -> int:
 
 
 def encode(message: Message) -> bytes:
+    """The payload of `message`: a binary frame for telemetry, JSON for the others."""
+    if isinstance(message, Telemetry):
+        from .telemetry_frame import encode_telemetry  # it builds on this module
+
+        return encode_telemetry(message)
     document = {"v": PROTOCOL_VERSION, "type": message.TYPE, "id": message.id, "ts": message.ts}
     payload = json.dumps({**document, **message.body()}, separators=(",", ":")).encode()
     if len(payload) > MAX_MESSAGE_BYTES:
@@ -210,6 +213,10 @@ def decode(topic: str, payload: bytes) -> Message:
     kind = parse_device_topic(topic).kind
     if not kind.from_device:
         raise MessageError(f"{topic}: {kind.value} topics do not carry JSON control messages")
+    if kind is Kind.TELEMETRY:
+        from .telemetry_frame import decode_telemetry  # it builds on this module
+
+        return decode_telemetry(topic, payload)
     if len(payload) > MAX_MESSAGE_BYTES:
         raise MessageError(
             f"{topic}: message of {len(payload)} bytes, over the limit of {MAX_MESSAGE_BYTES}"
@@ -217,7 +224,7 @@ def decode(topic: str, payload: bytes) -> Message:
     document = _parse_json(topic, payload)
     fields = _Fields(document, topic)
     version = document.get("v")
-    if type(version) is not int or version != PROTOCOL_VERSION:  # not True, not 1.0
+    if type(version) is not int or version not in READABLE_VERSIONS:  # not True, not 1.0
         raise MessageError(
             f"{topic}: protocol version {version!r} is not supported "
             f"(this edgewise speaks version {PROTOCOL_VERSION})"
@@ -376,21 +383,6 @@ def _event(fields: _Fields, envelope: dict[str, Any]) -> Event:
     )
 
 
-def _telemetry(fields: _Fields, envelope: dict[str, Any]) -> Telemetry:
-    metrics = fields.obj("metrics") if fields.present("metrics") else None
-    start, end = fields.number("window_start"), fields.number("window_end")
-    if end < start:
-        raise MessageError(f"{fields.topic}: window_end {end} is before window_start {start}")
-    return Telemetry(
-        **envelope,
-        window_start=start,
-        window_end=end,
-        bundle=fields.optional_bundle("bundle"),
-        metrics={} if metrics is None else {key: metrics.number(key) for key in metrics.document},
-        profiles=fields.text_map("profiles", _NAME, max_length=MAX_MESSAGE_BYTES),
-    )
-
-
 def _transfer_request(fields: _Fields, envelope: dict[str, Any]) -> TransferRequest:
     bundle = fields.bundle("bundle")
     chunk_size = fields.integer("chunk_size", MIN_CHUNK_SIZE, MAX_CHUNK_SIZE)
@@ -412,6 +404,5 @@ def _transfer_request(fields: _Fields, envelope: dict[str, Any]) -> TransferRequ
 _PARSERS: dict[type[Message], Callable[[_Fields, dict[str, Any]], Message]] = {
     State: _state,
     Event: _event,
-    Telemetry: _telemetry,
     TransferRequest: _transfer_request,
 }
