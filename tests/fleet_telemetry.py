@@ -3,7 +3,6 @@ applications (optionally shifted, as drifted data) with their input and output p
 
 from __future__ import annotations
 
-import base64
 import shutil
 from pathlib import Path
 
@@ -62,7 +61,7 @@ def window(
     rows = inputs.rows if inputs is not None else 0
     metrics.update(requests=requests, rows=rows, errors=errors)
     profiles = {
-        role: base64.b64encode(p.to_bytes()).decode()
+        role: p.to_bytes()
         for role, p in (("inputs", inputs), ("outputs", outputs))
         if p is not None
     }

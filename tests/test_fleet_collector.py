@@ -3,7 +3,6 @@ against the bundle's reference profile, the time series."""
 
 from __future__ import annotations
 
-import base64
 import math
 from pathlib import Path
 
@@ -91,10 +90,7 @@ def test_a_corrupt_profile_is_skipped_and_its_window_kept(
     bad = Telemetry(
         **{
             **_fields(window(ref, 1001.0, inputs=None, requests=5)),
-            "profiles": {
-                "inputs": base64.b64encode(bytes(broken_bytes)).decode(),
-                "outputs": "not base64!",
-            },
+            "profiles": {"inputs": bytes(broken_bytes), "outputs": b"not a profile"},
         }
     )
     assert collector.record([("d1", good), ("d2", bad)]) == 2
@@ -166,3 +162,39 @@ def _fields(message: Telemetry) -> dict[str, object]:
         name: getattr(message, name)
         for name in ("id", "ts", "window_start", "window_end", "bundle", "metrics", "profiles")
     }
+
+
+def test_each_device_keeps_one_merged_profile_per_bucket_for_wave_drift(
+    store: Store, references: ReferenceProfiles, ref: BundleRef
+) -> None:
+    """Drift of a subset of devices (a rollout wave) stays exact without raw window profiles:
+    devices sharing buckets, spread over batches, redelivered, each keep their own."""
+    collector = Collector(store, references, window=60.0)
+    key = (ref.name, ref.version)
+    calm = [window(ref, 1000.0 + i, inputs=input_profile(200, 300 + i)) for i in range(6)]
+    hot = [window(ref, 1000.0 + i, inputs=input_profile(200, 400 + i, shift=1.0)) for i in range(6)]
+    mixed = [pair for c, h in zip(calm, hot, strict=True) for pair in (("calm", c), ("hot", h))]
+    assert collector.record(mixed[:5]) == 5
+    assert collector.record(mixed[3:]) == 7  # two redelivered, the rest merged into stored rows
+    rows = store.device_profiles(key, since=0.0)
+    assert [(r.device_id, r.bucket_start, r.windows) for r in rows] == [
+        ("calm", 960.0, 6),
+        ("hot", 960.0, 6),
+    ]
+    hot_profile = collector.current_profile(key, since=0.0, devices=["hot"])
+    assert hot_profile is not None and hot_profile.rows == 1200
+    whole = Profile.merge_all([message_inputs(m) for m in hot])
+    assert hot_profile.summary()[0]["mean"] == pytest.approx(whole.summary()[0]["mean"])
+    calm_report = collector.drift(key, since=0.0, devices=["calm"])
+    hot_report = collector.drift(key, since=0.0, devices=["hot"])
+    assert calm_report is not None and not calm_report.drifted
+    assert hot_report is not None and "income" in {c.name for c in hot_report.drifted_columns}
+    both = collector.current_profile(key, since=0.0, devices=["calm", "hot"])
+    fleet = collector.current_profile(key, since=0.0)
+    assert both is not None and fleet is not None and both.rows == fleet.rows == 2400
+    # Buckets that ended before `since` are left out.
+    assert collector.current_profile(key, since=1020.0, devices=["hot"]) is None
+
+
+def message_inputs(message: Telemetry) -> Profile:
+    return Profile.from_bytes(message.profiles["inputs"])

@@ -83,7 +83,6 @@ def test_events_and_telemetry_are_stored_once_per_message_id(store: Store) -> No
         count=500,
         errors=2,
         latency={"p50": 0.1, "p99": 0.9},
-        input_profile=b"\x00profile\xff",
         message_id="t1",
     )
     assert store.record_telemetry(window) is True

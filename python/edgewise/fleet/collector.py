@@ -1,17 +1,16 @@
 """The telemetry collector: stores each device's windows, merges them per bundle version and
-time bucket (counters, latency histogram, input and output profiles), and measures drift of the
-merged inputs against the bundle's reference profile.
+time bucket (counters, latency histogram, input and output profiles), per device and for the
+fleet, and measures drift of the merged inputs against the bundle's reference profile.
 
-Built for throughput: a batch of windows is checked for redeliveries with one query, its
-profiles are parsed once and merged per bucket in one Rust call (`Profile.merge_all`, without
-the GIL), the stored aggregate of each bucket is read and written once per batch, all in one
-transaction.
+Built for throughput: a batch arrives as the raw telemetry frames devices sent; one Rust call
+(`TelemetryBatch`, without the GIL) decodes and checks them all and parses their profiles, a
+bad frame refused by itself. The redelivery check, the merging (a second and third Rust call:
+each device's windows per bucket, then those into the stored rows and the fleet's buckets) and
+the writes all share one transaction.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import math
 import threading
@@ -20,13 +19,14 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .._core import Profile
-from ..exceptions import MessageError, ProfileFormatError
+from .._core import Profile, TelemetryBatch, merge_profiles
+from ..exceptions import MessageError
 from ..profiles import DriftReport, drift
-from ..transport.messages import Telemetry
+from ..transport.messages import Telemetry, encode
+from ..transport.telemetry_frame import WindowFields
 from .references import ReferenceProfiles, worst_metrics
 from .registry import message_key
-from .store import MAX_INTEGER, Aggregate, Store, TelemetryWindow
+from .store import MAX_INTEGER, Aggregate, DeviceProfiles, Store, StoredRows, TelemetryWindow
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +35,18 @@ ROLES = ("inputs", "outputs")
 COUNTERS = ("requests", "rows", "errors")
 LATENCY_PREFIXES = ("latency_le_", "latency_over_")
 
+DeviceKey = tuple[str, str, int, float]  # device, bundle name, version, bucket start
+BucketKey = tuple[str, int, float]  # bundle name, version, bucket start
+
 
 @dataclass(frozen=True)
 class _Parsed:
-    """A window ready to store, with its profiles parsed (those that were readable)."""
+    """A window ready to store: where its frame is in the batch, its counters."""
 
     window: TelemetryWindow
+    index: int
     counters: dict[str, float]
-    profiles: dict[str, Profile]
-    corrupt: int
+    corrupt: int  # profiles of the window that could not be read
 
 
 class Collector:
@@ -60,152 +63,122 @@ class Collector:
         self._lock = threading.Lock()
         self.corrupt_profiles = 0  # profiles that could not be read or merged, skipped
         self.unattributed = 0  # windows of devices serving no bundle: nothing to merge into
-        self.rejected = 0  # windows with numbers out of range, dropped
+        self.rejected = 0  # frames refused, or windows with numbers out of range, dropped
 
-    def record(self, batch: Sequence[tuple[str, Telemetry]]) -> int:
-        """Store and merge `(device id, telemetry)` pairs; the number of windows newly stored
-        (the others were redeliveries)."""
+    def record(self, batch: Sequence[tuple[str, Telemetry | bytes]]) -> int:
+        """Store and merge `(device id, telemetry)` pairs, each a `Telemetry` or the raw frame
+        the device published; the number of windows newly stored (the others were
+        redeliveries or refused: counted in `rejected`, `unattributed`)."""
+        payloads = [_payload(device, message) for device, message in batch]
+        frames = TelemetryBatch([p or b"" for p in payloads], threads=1)
         parsed: dict[str, _Parsed] = {}
-        for device, message in batch:
-            if message.bundle is None:
-                self._count(unattributed=1)
-                continue
-            try:
-                item = self._parse(device, message)
-            except MessageError as exc:
+        for index, ((device, _), fields) in enumerate(zip(batch, frames.windows(), strict=True)):
+            if payloads[index] is None:
                 self._count(rejected=1)
-                log.warning("device %s: telemetry %s dropped: %s", device, message.id, exc)
                 continue
-            parsed.setdefault(item.window.message_id or "", item)
-        fresh = self.store.unseen_telemetry([item.window for item in parsed.values()])
+            item = self._parse(device, index, fields)
+            if item is not None:
+                parsed.setdefault(item.window.message_id or "", item)
 
-        def summarize(windows: Sequence[TelemetryWindow]) -> list[Aggregate]:
-            return self._summarize([parsed[w.message_id or ""] for w in windows])
+        def summarize(
+            fresh: Sequence[TelemetryWindow], stored: StoredRows
+        ) -> tuple[list[DeviceProfiles], list[Aggregate]]:
+            return self._summarize(frames, [parsed[w.message_id or ""] for w in fresh], stored)
 
-        return self.store.record_telemetry_batch(fresh, summarize(fresh), summarize, self._combine)
+        return self.store.record_telemetry_batch(
+            [item.window for item in parsed.values()], summarize
+        )
 
-    def _parse(self, device: str, message: Telemetry) -> _Parsed:
-        assert message.bundle is not None
-        _check_numbers(message)
-        profiles: dict[str, Profile] = {}
-        raw: dict[str, bytes] = {}
-        corrupt = 0
-        for role in ROLES:
-            text = message.profiles.get(role)
-            if text is None:
-                continue
-            try:
-                data = base64.b64decode(text, validate=True)
-                profiles[role] = Profile.from_bytes(data, threads=1)
-                raw[role] = data
-            except (binascii.Error, ProfileFormatError, ValueError) as exc:
-                corrupt += 1
-                log.warning(
-                    "device %s: telemetry %s: %s profile skipped: %s", device, message.id, role, exc
-                )
-        self._count(corrupt=corrupt)
-        metrics = message.metrics
+    def _parse(self, device: str, index: int, fields: WindowFields | str) -> _Parsed | None:
+        """The window of one decoded frame; None (counted, logged) if it is refused or serves
+        no bundle."""
+        if isinstance(fields, str):
+            self._count(rejected=1)
+            log.warning("device %s: telemetry dropped: %s", device, fields)
+            return None
+        message_id, _, start, end, bundle, metrics, _, corrupt = fields
+        for role, reason in corrupt:
+            log.warning(
+                "device %s: telemetry %s: %s profile skipped: %s", device, message_id, role, reason
+            )
+        self._count(corrupt=len(corrupt))
+        if bundle is None:
+            self._count(unattributed=1)
+            return None
+        try:
+            _check_numbers(bundle[1], metrics)
+        except MessageError as exc:
+            self._count(rejected=1)
+            log.warning("device %s: telemetry %s dropped: %s", device, message_id, exc)
+            return None
         window = TelemetryWindow(
             device_id=device,
-            bundle_name=message.bundle.name,
-            bundle_version=message.bundle.version,
-            window_start=message.window_start,
-            window_end=message.window_end,
+            bundle_name=bundle[0],
+            bundle_version=bundle[1],
+            window_start=start,
+            window_end=end,
             count=int(metrics.get("requests", 0)),
             errors=int(metrics.get("errors", 0)),
             latency={k: v for k, v in metrics.items() if k.startswith("latency_")},
-            input_profile=raw.get("inputs"),
-            output_profile=raw.get("outputs"),
-            message_id=message_key(device, message.id),
+            message_id=message_key(device, message_id),
         )
         counters = {name: float(metrics.get(name, 0.0)) for name in COUNTERS}
-        return _Parsed(window, counters, profiles, corrupt)
+        return _Parsed(window, index, counters, len(corrupt))
 
-    def _summarize(self, items: Sequence[_Parsed]) -> list[Aggregate]:
-        groups: dict[tuple[str, int, float], list[_Parsed]] = defaultdict(list)
+    def _summarize(
+        self, frames: TelemetryBatch, items: Sequence[_Parsed], stored: StoredRows
+    ) -> tuple[list[DeviceProfiles], list[Aggregate]]:
+        """The rows the fresh windows `items` make, with what their buckets already held."""
+        by_device: dict[DeviceKey, list[_Parsed]] = defaultdict(list)
         for item in items:
             w = item.window
-            bucket = math.floor(w.window_start / self.window) * self.window
-            groups[(w.bundle_name, w.bundle_version, bucket)].append(item)
-        aggregates = []
-        for (name, version, bucket), members in groups.items():
-            latency: dict[str, float] = defaultdict(float)
-            counters = dict.fromkeys(COUNTERS, 0.0)
-            for item in members:
-                for key, value in item.window.latency.items():
-                    if key.startswith(LATENCY_PREFIXES):
-                        latency[key] += value
-                for counter, value in item.counters.items():
-                    counters[counter] += value
-            merged = {
-                role: self._merge_all([i.profiles[role] for i in members if role in i.profiles])
-                for role in ROLES
-            }
-            aggregates.append(
-                Aggregate(
-                    bundle_name=name,
-                    bundle_version=version,
-                    bucket_start=bucket,
+            start = math.floor(w.window_start / self.window) * self.window
+            by_device[(w.device_id, w.bundle_name, w.bundle_version, start)].append(item)
+        devices = list(by_device)
+        # Each device's new windows merged (one Rust call over the batch's frames) ...
+        new = frames.merge([[item.index for item in by_device[key]] for key in devices])
+        by_bucket: dict[BucketKey, list[int]] = defaultdict(list)
+        for position, key in enumerate(devices):
+            by_bucket[key[1:]].append(position)
+        buckets = list(by_bucket)
+        stored_devices = stored.device_profiles(devices)
+        stored_buckets = stored.aggregates(buckets)
+        # ... then folded into what each device's bucket and each fleet bucket held (another).
+        groups = []
+        for position, key in enumerate(devices):
+            held = stored_devices.get(key)
+            for role in ROLES:
+                groups.append([*_blobs(held, role), *_present(new[position][0].get(role))])
+        for bucket in buckets:
+            held_bucket = stored_buckets.get(bucket)
+            for role in ROLES:
+                parts = [new[p][0].get(role) for p in by_bucket[bucket]]
+                groups.append([*_blobs(held_bucket, role), *_present(*parts)])
+        merged = iter(merge_profiles(groups, threads=1))
+        device_rows = []
+        skipped: dict[BucketKey, int] = defaultdict(int)
+        for position, key in enumerate(devices):
+            (inputs, skip_in), (outputs, skip_out) = next(merged), next(merged)
+            skipped[key[1:]] += new[position][1] + skip_in + skip_out
+            held = stored_devices.get(key)
+            device_rows.append(
+                DeviceProfiles(
+                    *key,
                     bucket_seconds=self.window,
-                    windows=len(members),
-                    latency=dict(latency),
-                    corrupt_profiles=sum(i.corrupt for i in members),
-                    input_profile=_bytes(merged["inputs"]),
-                    output_profile=_bytes(merged["outputs"]),
-                    **counters,
+                    windows=(held.windows if held else 0) + len(by_device[key]),
+                    input_profile=inputs,
+                    output_profile=outputs,
                 )
             )
-        return aggregates
-
-    def _merge_all(self, profiles: list[Profile]) -> Profile | None:
-        """One profile of all (in one Rust call, which combines each column's distinct-count
-        sketches in a single union). Profiles whose columns differ from the first are skipped,
-        as are, one by one, those that cannot be merged (a column of another kind)."""
-        if not profiles:
-            return None
-        columns = profiles[0].column_names
-        alike = [p for p in profiles if p.column_names == columns]
-        self._count(corrupt=len(profiles) - len(alike))
-        try:
-            return Profile.merge_all(alike, threads=1)
-        except ValueError:
-            merged = alike[0]
-            for profile in alike[1:]:
-                merged = self._merge(merged, profile)
-            return merged
-
-    def _merge(self, a: Profile, b: Profile) -> Profile:
-        """`a` and `b` merged; `a` alone if they cannot be (a column of another kind)."""
-        try:
-            return a.merge(b)
-        except ValueError as exc:
-            self._count(corrupt=1)
-            log.warning("a telemetry profile could not be merged and was skipped: %s", exc)
-            return a
-
-    def _combine(self, stored: Aggregate, new: Aggregate) -> Aggregate:
-        latency = dict(stored.latency)
-        for key, value in new.latency.items():
-            latency[key] = latency.get(key, 0.0) + value
-        profiles = {}
-        for role, mine, theirs in (
-            ("inputs", stored.input_profile, new.input_profile),
-            ("outputs", stored.output_profile, new.output_profile),
-        ):
-            present = [Profile.from_bytes(p, threads=1) for p in (mine, theirs) if p is not None]
-            merged = self._merge_all(present)
-            profiles[role] = _bytes(merged)
-        return replace(
-            stored,
-            windows=stored.windows + new.windows,
-            requests=stored.requests + new.requests,
-            rows=stored.rows + new.rows,
-            errors=stored.errors + new.errors,
-            latency=latency,
-            corrupt_profiles=stored.corrupt_profiles + new.corrupt_profiles,
-            input_profile=profiles["inputs"],
-            output_profile=profiles["outputs"],
-        )
+        aggregates = []
+        for bucket in buckets:
+            (inputs, skip_in), (outputs, skip_out) = next(merged), next(merged)
+            members = [i for p in by_bucket[bucket] for i in by_device[devices[p]]]
+            corrupt = sum(i.corrupt for i in members) + skipped[bucket] + skip_in + skip_out
+            self._count(corrupt=skipped[bucket] + skip_in + skip_out)
+            total = _added(stored_buckets.get(bucket), bucket, self.window, members, corrupt)
+            aggregates.append(replace(total, input_profile=inputs, output_profile=outputs))
+        return device_rows, aggregates
 
     def _count(self, *, corrupt: int = 0, unattributed: int = 0, rejected: int = 0) -> None:
         with self._lock:
@@ -223,17 +196,18 @@ class Collector:
         devices: Collection[str] | None = None,
         role: str = "inputs",
     ) -> Profile | None:
-        """The merged profile of a bundle version's `role` since `since`: from the aggregates
-        (whole buckets) for the fleet, from the devices' own windows for `devices`."""
-        blobs: list[bytes | None]
+        """The merged profile of a bundle version's `role` in the buckets that end after
+        `since`: the fleet's aggregates, or `devices`' own merged profiles."""
+        field = "input_profile" if role == "inputs" else "output_profile"
+        rows: Sequence[Aggregate | DeviceProfiles]
         if devices is None:
-            field = "input_profile" if role == "inputs" else "output_profile"
-            blobs = [getattr(a, field) for a in self.store.aggregates(bundle, since)]
+            rows = self.store.aggregates(bundle, since)
         else:
-            windows = self.store.telemetry(*bundle, since=since, devices=devices)
-            blobs = [w.input_profile if role == "inputs" else w.output_profile for w in windows]
-        profiles = [Profile.from_bytes(b, threads=1) for b in blobs if b is not None]
-        return self._merge_all(profiles)
+            rows = self.store.device_profiles(bundle, since, devices)
+        blobs = [blob for row in rows if (blob := getattr(row, field)) is not None]
+        merged, skipped = merge_profiles([blobs], threads=1)[0]
+        self._count(corrupt=skipped)
+        return None if merged is None else Profile.from_bytes(merged, threads=1)
 
     def drift(
         self,
@@ -307,16 +281,62 @@ def latency_quantile(histogram: dict[str, float], quantile: float) -> float | No
     return buckets[-1][0]
 
 
-def _check_numbers(message: Telemetry) -> None:
+def _check_numbers(version: int, metrics: dict[str, float]) -> None:
     """Counts and versions the store can hold: never negative, never past `MAX_INTEGER`."""
-    assert message.bundle is not None
-    if message.bundle.version > MAX_INTEGER:
-        raise MessageError(f"bundle version {message.bundle.version} is too large")
-    for name, value in message.metrics.items():
+    if version > MAX_INTEGER:
+        raise MessageError(f"bundle version {version} is too large")
+    for name, value in metrics.items():
         counted = name in COUNTERS or name.startswith(LATENCY_PREFIXES)
         if counted and not 0 <= value <= MAX_INTEGER:
             raise MessageError(f"metric {name} is {value}, outside [0, {MAX_INTEGER}]")
 
 
-def _bytes(profile: Profile | None) -> bytes | None:
-    return None if profile is None else profile.to_bytes()
+def _payload(device: str, message: Telemetry | bytes) -> bytes | None:
+    """The frame to decode: as received, or encoded from a `Telemetry`; None (logged) if the
+    `Telemetry` cannot be framed."""
+    if isinstance(message, bytes):
+        return message
+    try:
+        return encode(message)
+    except MessageError as exc:
+        log.warning("device %s: telemetry %s dropped: %s", device, message.id, exc)
+        return None
+
+
+def _added(
+    held: Aggregate | None,
+    bucket: BucketKey,
+    seconds: float,
+    members: Sequence[_Parsed],
+    corrupt: int,
+) -> Aggregate:
+    """`held` (or an empty bucket) with the counters and latency histogram of `members`."""
+    total = held or Aggregate(*bucket, bucket_seconds=seconds)
+    latency: dict[str, float] = defaultdict(float, total.latency)
+    counters = {"requests": total.requests, "rows": total.rows, "errors": total.errors}
+    for item in members:
+        for key, value in item.window.latency.items():
+            if key.startswith(LATENCY_PREFIXES):
+                latency[key] += value
+        for counter, value in item.counters.items():
+            counters[counter] += value
+    return replace(
+        total,
+        windows=total.windows + len(members),
+        requests=counters["requests"],
+        rows=counters["rows"],
+        errors=counters["errors"],
+        latency=dict(latency),
+        corrupt_profiles=total.corrupt_profiles + corrupt,
+    )
+
+
+def _blobs(row: Aggregate | DeviceProfiles | None, role: str) -> list[bytes]:
+    """The stored profile of `role` in `row`, as a list of none or one."""
+    if row is None:
+        return []
+    return _present(row.input_profile if role == "inputs" else row.output_profile)
+
+
+def _present(*blobs: bytes | None) -> list[bytes]:
+    return [blob for blob in blobs if blob is not None]

@@ -1,12 +1,14 @@
 """Ingest: every device's state, events and telemetry, from the broker into the registry and
 the collector.
 
-paho's network thread only checks each message (`Connection` decodes it with
-`transport.messages.decode`: a bad one is logged with its topic and reason, counted, dropped)
-and puts it on a bounded queue; one worker thread takes the queue in batches (up to
-`batch_size` messages or `batch_wait` seconds) and hands each batch to `Registry.record` and
-`Collector.record`, one store transaction each. The device id always comes from the topic,
-which the broker's ACL ties to the MQTT username; nothing in a body can claim another device.
+paho's network thread only checks each message (`Connection` decodes states and events with
+`transport.messages.decode` and glances at telemetry frames: a bad one is logged with its topic
+and reason, counted, dropped) and puts it on a bounded queue; one worker thread takes the queue
+in batches (up to `batch_size` messages or `batch_wait` seconds) and hands each batch to
+`Registry.record` and `Collector.record`, one store transaction each. The collector decodes the
+batch's telemetry frames in one Rust call that releases the GIL, so the network thread keeps
+reading meanwhile. The device id always comes from the topic, which the broker's ACL ties to
+the MQTT username; nothing in a body can claim another device.
 
 Losing nothing at QoS 1: the control client's session is persistent (`Connection` connects
 with clean_session False and a stable client id), so the broker queues messages while the
@@ -31,6 +33,7 @@ from ..transport.backoff import Backoff
 from ..transport.client import Connection
 from ..transport.inbound import Inbound
 from ..transport.messages import Event, Message, State, Telemetry, TransferRequest
+from ..transport.telemetry_frame import RawTelemetry
 from ..transport.topics import Kind, all_devices
 from .collector import Collector
 from .registry import Registry
@@ -38,7 +41,7 @@ from .registry import Registry
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Item = tuple[str, Message]
+Item = tuple[str, Message | bytes]  # bytes: a raw telemetry frame
 
 
 @dataclass(frozen=True)
@@ -124,11 +127,11 @@ class Ingest:
         body = inbound.body
         if isinstance(body, TransferRequest):
             return  # bundle chunk requests: the chunk server's business
-        if inbound.device is None or not isinstance(body, State | Event | Telemetry):
+        if inbound.device is None or not isinstance(body, State | Event | Telemetry | RawTelemetry):
             self._add(rejected=1)
             log.warning("%s: not a device report, dropped", inbound.topic)
             return
-        item = (inbound.device, body)
+        item: Item = (inbound.device, body.payload if isinstance(body, RawTelemetry) else body)
         # Blocking while the worker catches up is the backpressure: paho stops reading and the
         # broker keeps the rest for this persistent session. Bounded waits let stop() through.
         while not self._stopping.is_set():
@@ -186,7 +189,9 @@ class Ingest:
         self._add(batches=1)
 
     def _store(
-        self, reports: Sequence[tuple[str, State | Event]], windows: Sequence[tuple[str, Telemetry]]
+        self,
+        reports: Sequence[tuple[str, State | Event]],
+        windows: Sequence[tuple[str, Telemetry | bytes]],
     ) -> None:
         if reports:
             events = sum(isinstance(m, Event) for _, m in reports)
@@ -196,12 +201,11 @@ class Ingest:
                 states = len(reports) - events - (self.registry.rejected - refused)
                 self._add(stored=states + new_events, duplicates=events - new_events)
         if windows:
-            attributed = sum(m.bundle is not None for _, m in windows)
-            refused = self.collector.rejected
+            refused = self.collector.rejected + self.collector.unattributed
             new_windows = self._retrying(lambda: self.collector.record(windows), len(windows))
             if new_windows is not None:
-                refused = self.collector.rejected - refused
-                self._add(stored=new_windows, duplicates=attributed - new_windows - refused)
+                refused = self.collector.rejected + self.collector.unattributed - refused
+                self._add(stored=new_windows, duplicates=len(windows) - new_windows - refused)
 
     def _retrying(self, call: Callable[[], T], size: int) -> T | None:
         """`call()`, retried while the store fails; None if `stop` gave up on it."""
@@ -225,11 +229,12 @@ class Ingest:
 
 def _split(
     batch: Sequence[Item],
-) -> tuple[list[tuple[str, State | Event]], list[tuple[str, Telemetry]]]:
+) -> tuple[list[tuple[str, State | Event]], list[tuple[str, Telemetry | bytes]]]:
     reports = [(d, m) for d, m in batch if isinstance(m, State | Event)]
-    windows = [(d, m) for d, m in batch if isinstance(m, Telemetry)]
+    windows = [(d, m) for d, m in batch if isinstance(m, Telemetry | bytes)]
     return reports, windows
 
 
 def _who(item: Item) -> tuple[str, str]:
-    return item[0], item[1].id
+    message = item[1]
+    return item[0], "(a telemetry frame)" if isinstance(message, bytes) else message.id

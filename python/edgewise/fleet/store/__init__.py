@@ -8,10 +8,11 @@ grouped by table in the modules of this package.
 
 from __future__ import annotations
 
-from .aggregates import Aggregate, AggregateQueries
+from .aggregates import Aggregate, AggregateQueries, StoredRows
 from .alerts import Alert, AlertQueries
 from .audit_log import AuditQueries, AuditRow, AuditWrite
 from .database import MAX_INTEGER, SCHEMA_VERSION
+from .device_profiles import DeviceProfileQueries, DeviceProfiles
 from .devices import Device, DeviceEvent, DeviceQueries
 from .reports import ReportQueries, StateReport
 from .rollout_devices import RolloutDevice, RolloutDeviceQueries
@@ -28,12 +29,14 @@ __all__ = [
     "AuditWrite",
     "Device",
     "DeviceEvent",
+    "DeviceProfiles",
     "NewRollout",
     "Rollout",
     "RolloutDevice",
     "RolloutWave",
     "StateReport",
     "Store",
+    "StoredRows",
     "TelemetryWindow",
     "TokenRow",
 ]
@@ -44,6 +47,7 @@ class Store(
     ReportQueries,
     TelemetryQueries,
     AggregateQueries,
+    DeviceProfileQueries,
     AlertQueries,
     AuditQueries,
     TokenQueries,

@@ -1,5 +1,5 @@
 """Telemetry merged per bundle version and time bucket: the collector's time series, and the
-merged profiles that drift is computed from."""
+merged profiles that fleet-wide drift is computed from."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .database import Cursor, Database
+from .device_profiles import DeviceProfiles, stored_device_profiles, upsert_device_profiles
 from .reports import existing_message_ids
 from .telemetry import TelemetryWindow, insert_windows
 
@@ -41,39 +42,46 @@ class Aggregate:
         return (self.bundle_name, self.bundle_version, self.bucket_start)
 
 
-#: Given the windows not stored before, their aggregates (one per key).
-Summarize = Callable[[Sequence[TelemetryWindow]], list[Aggregate]]
-#: The stored aggregate and the batch's one of the same key, combined.
-Combine = Callable[[Aggregate, Aggregate], Aggregate]
+class StoredRows:
+    """What a batch's buckets already hold, read inside the batch's transaction."""
+
+    def __init__(self, cursor: Cursor) -> None:
+        self._cursor = cursor
+
+    def device_profiles(
+        self, keys: Sequence[tuple[str, str, int, float]]
+    ) -> dict[tuple[str, str, int, float], DeviceProfiles]:
+        return stored_device_profiles(self._cursor, keys)
+
+    def aggregates(self, keys: Sequence[tuple[str, int, float]]) -> dict[Any, Aggregate]:
+        return _stored(self._cursor, keys)
+
+
+#: Given the windows not stored before and the rows their buckets hold, the rows to store in
+#: their place: each device's merged profiles and the fleet's aggregates (stored ones included).
+Summarize = Callable[
+    [Sequence[TelemetryWindow], StoredRows], tuple[list[DeviceProfiles], list[Aggregate]]
+]
 
 
 class AggregateQueries(Database):
-    """Telemetry windows and their aggregates, written together."""
-
-    def unseen_telemetry(self, windows: Sequence[TelemetryWindow]) -> list[TelemetryWindow]:
-        """The windows whose message id is neither stored nor earlier in `windows`."""
-        with self.transaction() as cursor:
-            return _unseen(cursor, windows)
+    """Telemetry windows, their devices' merged profiles and their aggregates, written
+    together."""
 
     def record_telemetry_batch(
-        self,
-        windows: Sequence[TelemetryWindow],
-        aggregates: Sequence[Aggregate],
-        summarize: Summarize,
-        combine: Combine,
+        self, windows: Sequence[TelemetryWindow], summarize: Summarize
     ) -> int:
-        """Store `windows` (found unseen by `unseen_telemetry`) and add `aggregates` (their
-        summary) to the stored ones, in one transaction; the number of windows stored.
-
-        Should another writer have stored some of the windows meanwhile, they are left out and
-        the rest summarized again, so no window is ever counted twice."""
+        """Store the `windows` whose message id is neither stored nor earlier in `windows`,
+        and the rows `summarize` makes of them, in one transaction; the number of windows
+        stored. The redelivery check and the writes share the transaction, so no window is
+        ever counted twice, even with another writer."""
         with self.transaction() as cursor:
             fresh = _unseen(cursor, windows)
-            if len(fresh) != len(windows):
-                aggregates = summarize(fresh)
+            if not fresh:
+                return 0
             insert_windows(cursor, fresh)
-            stored = _stored(cursor, [a.key for a in aggregates])
-            merged = [combine(stored[a.key], a) if a.key in stored else a for a in aggregates]
+            devices, aggregates = summarize(fresh, StoredRows(cursor))
+            upsert_device_profiles(cursor, devices)
             cursor.execute_many(
                 f"INSERT INTO telemetry_aggregates ({_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -82,7 +90,7 @@ class AggregateQueries(Database):
                 "rows = excluded.rows, errors = excluded.errors, latency = excluded.latency, "
                 "corrupt_profiles = excluded.corrupt_profiles, "
                 "input_profile = excluded.input_profile, output_profile = excluded.output_profile",
-                [_values(a) for a in merged],
+                [_values(a) for a in aggregates],
             )
         return len(fresh)
 

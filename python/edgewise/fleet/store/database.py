@@ -18,7 +18,7 @@ from typing import Any, Self
 from ...exceptions import StoreError
 
 #: Bump with any change to schema.sql.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: The largest value an INTEGER column holds (32 bits in PostgreSQL): larger numbers from the
 #: network are refused before they reach the store, where they would fail the whole batch.
 MAX_INTEGER = 2**31 - 1

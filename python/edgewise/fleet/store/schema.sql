@@ -44,8 +44,6 @@ CREATE TABLE IF NOT EXISTS telemetry_windows (
     count INTEGER NOT NULL,
     errors INTEGER NOT NULL,
     latency TEXT NOT NULL DEFAULT '{}',
-    input_profile {blob},
-    output_profile {blob},
     CHECK (window_end >= window_start)
 );
 CREATE INDEX IF NOT EXISTS telemetry_by_bundle
@@ -158,3 +156,18 @@ CREATE TABLE IF NOT EXISTS telemetry_aggregates (
     PRIMARY KEY (bundle_name, bundle_version, bucket_start)
 );
 CREATE INDEX IF NOT EXISTS device_events_by_kind ON device_events (kind, at);
+
+-- Each device's window profiles merged per bundle version and time bucket (collector.py): what
+-- drift over a subset of devices (a rollout wave) is computed from. Raw window profiles are not
+-- kept; telemetry_windows keeps each window's counters and message id (redelivery checks).
+CREATE TABLE IF NOT EXISTS telemetry_device_profiles (
+    device_id TEXT NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+    bundle_name TEXT NOT NULL,
+    bundle_version INTEGER NOT NULL,
+    bucket_start DOUBLE PRECISION NOT NULL,
+    bucket_seconds DOUBLE PRECISION NOT NULL,
+    windows INTEGER NOT NULL,
+    input_profile {blob},
+    output_profile {blob},
+    PRIMARY KEY (bundle_name, bundle_version, bucket_start, device_id)
+);

@@ -1,4 +1,5 @@
-"""Devices' telemetry windows."""
+"""Devices' telemetry windows: each window's counters and message id (its profiles are merged
+per device and bucket, device_profiles.py)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,6 @@ class TelemetryWindow:
     count: int
     errors: int
     latency: dict[str, float] = field(default_factory=dict)
-    input_profile: bytes | None = None
-    output_profile: bytes | None = None
     message_id: str | None = None
 
 
@@ -67,7 +66,7 @@ class TelemetryQueries(Database):
 
 _COLUMNS = (
     "device_id, message_id, bundle_name, bundle_version, window_start, window_end, count, "
-    "errors, latency, input_profile, output_profile"
+    "errors, latency"
 )
 _MARKS = ", ".join("?" * len(_COLUMNS.split(",")))
 
@@ -96,20 +95,8 @@ def _values(window: TelemetryWindow) -> tuple[Any, ...]:
         window.count,
         window.errors,
         json.dumps(window.latency),
-        window.input_profile,
-        window.output_profile,
     )
 
 
 def _telemetry(row: dict[str, Any]) -> TelemetryWindow:
-    def as_bytes(value: Any) -> bytes | None:
-        return None if value is None else bytes(value)  # PostgreSQL hands back memoryview
-
-    return TelemetryWindow(
-        **{
-            **row,
-            "latency": json.loads(row["latency"]),
-            "input_profile": as_bytes(row["input_profile"]),
-            "output_profile": as_bytes(row["output_profile"]),
-        }
-    )
+    return TelemetryWindow(**{**row, "latency": json.loads(row["latency"])})
