@@ -154,7 +154,7 @@ class Collector:
             for role in ROLES:
                 parts = [new[p][0].get(role) for p in by_bucket[bucket]]
                 groups.append([*_blobs(held_bucket, role), *_present(*parts)])
-        merged = iter(merge_profiles(groups, threads=1))
+        merged = iter(_merge_each(groups))
         device_rows = []
         skipped: dict[BucketKey, int] = defaultdict(int)
         for position, key in enumerate(devices):
@@ -329,6 +329,14 @@ def _added(
         latency=dict(latency),
         corrupt_profiles=total.corrupt_profiles + corrupt,
     )
+
+
+def _merge_each(groups: Sequence[Sequence[bytes]]) -> list[tuple[bytes | None, int]]:
+    """`merge_profiles` of each group, except that a group of one profile (already merged, or
+    stored) is kept as it is: a device's first window of a bucket costs no parse and write."""
+    merging = [group for group in groups if len(group) > 1]
+    merged = iter(merge_profiles(merging, threads=1))
+    return [next(merged) if len(g) > 1 else (g[0] if g else None, 0) for g in groups]
 
 
 def _blobs(row: Aggregate | DeviceProfiles | None, role: str) -> list[bytes]:
