@@ -20,6 +20,7 @@ from edgewise.transport import (
     Telemetry,
     device_topic,
 )
+from edgewise.transport.telemetry_frame import RawTelemetry
 from edgewise.transport.topics import all_devices
 
 TELEMETRY_A = device_topic("dev-a", Kind.TELEMETRY)
@@ -35,9 +36,12 @@ class DedupReceiver(Collector):
         self.unique: list[str] = []
 
     def __call__(self, inbound: Inbound) -> None:
-        assert isinstance(inbound.body, Message) and inbound.device is not None
-        if self.seen.first_time(inbound.device, inbound.body.id):
-            self.unique.append(inbound.body.id)
+        body = inbound.body
+        if isinstance(body, RawTelemetry):  # frames are decoded where the collector batches
+            body = body.decode(inbound.topic)
+        assert isinstance(body, Message) and inbound.device is not None
+        if self.seen.first_time(inbound.device, body.id):
+            self.unique.append(body.id)
         super().__call__(inbound)
 
 
