@@ -12,11 +12,8 @@ the writes all share one transaction.
 from __future__ import annotations
 
 import logging
-import math
 import threading
-from collections import defaultdict
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, replace
 from typing import Any
 
 from .._core import Profile, TelemetryBatch, merge_profiles
@@ -24,29 +21,12 @@ from ..exceptions import MessageError
 from ..profiles import DriftReport, drift
 from ..transport.messages import Telemetry, encode
 from ..transport.telemetry_frame import WindowFields
+from .bucket_rows import COUNTERS, LATENCY_PREFIXES, Parsed, summarize
 from .references import ReferenceProfiles, worst_metrics
 from .registry import message_key
 from .store import MAX_INTEGER, Aggregate, DeviceProfiles, Store, StoredRows, TelemetryWindow
 
 log = logging.getLogger(__name__)
-
-ROLES = ("inputs", "outputs")
-#: Metrics of a window that are counters: summed over windows and devices.
-COUNTERS = ("requests", "rows", "errors")
-LATENCY_PREFIXES = ("latency_le_", "latency_over_")
-
-DeviceKey = tuple[str, str, int, float]  # device, bundle name, version, bucket start
-BucketKey = tuple[str, int, float]  # bundle name, version, bucket start
-
-
-@dataclass(frozen=True)
-class _Parsed:
-    """A window ready to store: where its frame is in the batch, its counters."""
-
-    window: TelemetryWindow
-    index: int
-    counters: dict[str, float]
-    corrupt: int  # profiles of the window that could not be read
 
 
 class Collector:
@@ -71,7 +51,7 @@ class Collector:
         redeliveries or refused: counted in `rejected`, `unattributed`)."""
         payloads = [_payload(device, message) for device, message in batch]
         frames = TelemetryBatch([p or b"" for p in payloads], threads=1)
-        parsed: dict[str, _Parsed] = {}
+        parsed: dict[str, Parsed] = {}
         for index, ((device, _), fields) in enumerate(zip(batch, frames.windows(), strict=True)):
             if payloads[index] is None:
                 self._count(rejected=1)
@@ -80,16 +60,17 @@ class Collector:
             if item is not None:
                 parsed.setdefault(item.window.message_id or "", item)
 
-        def summarize(
+        def rows_of(
             fresh: Sequence[TelemetryWindow], stored: StoredRows
         ) -> tuple[list[DeviceProfiles], list[Aggregate]]:
-            return self._summarize(frames, [parsed[w.message_id or ""] for w in fresh], stored)
+            items = [parsed[w.message_id or ""] for w in fresh]
+            devices, aggregates, unmerged = summarize(frames, items, stored, self.window)
+            self._count(corrupt=unmerged)
+            return devices, aggregates
 
-        return self.store.record_telemetry_batch(
-            [item.window for item in parsed.values()], summarize
-        )
+        return self.store.record_telemetry_batch([item.window for item in parsed.values()], rows_of)
 
-    def _parse(self, device: str, index: int, fields: WindowFields | str) -> _Parsed | None:
+    def _parse(self, device: str, index: int, fields: WindowFields | str) -> Parsed | None:
         """The window of one decoded frame; None (counted, logged) if it is refused or serves
         no bundle."""
         if isinstance(fields, str):
@@ -123,62 +104,7 @@ class Collector:
             message_id=message_key(device, message_id),
         )
         counters = {name: float(metrics.get(name, 0.0)) for name in COUNTERS}
-        return _Parsed(window, index, counters, len(corrupt))
-
-    def _summarize(
-        self, frames: TelemetryBatch, items: Sequence[_Parsed], stored: StoredRows
-    ) -> tuple[list[DeviceProfiles], list[Aggregate]]:
-        """The rows the fresh windows `items` make, with what their buckets already held."""
-        by_device: dict[DeviceKey, list[_Parsed]] = defaultdict(list)
-        for item in items:
-            w = item.window
-            start = math.floor(w.window_start / self.window) * self.window
-            by_device[(w.device_id, w.bundle_name, w.bundle_version, start)].append(item)
-        devices = list(by_device)
-        # Each device's new windows merged (one Rust call over the batch's frames) ...
-        new = frames.merge([[item.index for item in by_device[key]] for key in devices])
-        by_bucket: dict[BucketKey, list[int]] = defaultdict(list)
-        for position, key in enumerate(devices):
-            by_bucket[key[1:]].append(position)
-        buckets = list(by_bucket)
-        stored_devices = stored.device_profiles(devices)
-        stored_buckets = stored.aggregates(buckets)
-        # ... then folded into what each device's bucket and each fleet bucket held (another).
-        groups = []
-        for position, key in enumerate(devices):
-            held = stored_devices.get(key)
-            for role in ROLES:
-                groups.append([*_blobs(held, role), *_present(new[position][0].get(role))])
-        for bucket in buckets:
-            held_bucket = stored_buckets.get(bucket)
-            for role in ROLES:
-                parts = [new[p][0].get(role) for p in by_bucket[bucket]]
-                groups.append([*_blobs(held_bucket, role), *_present(*parts)])
-        merged = iter(_merge_each(groups))
-        device_rows = []
-        skipped: dict[BucketKey, int] = defaultdict(int)
-        for position, key in enumerate(devices):
-            (inputs, skip_in), (outputs, skip_out) = next(merged), next(merged)
-            skipped[key[1:]] += new[position][1] + skip_in + skip_out
-            held = stored_devices.get(key)
-            device_rows.append(
-                DeviceProfiles(
-                    *key,
-                    bucket_seconds=self.window,
-                    windows=(held.windows if held else 0) + len(by_device[key]),
-                    input_profile=inputs,
-                    output_profile=outputs,
-                )
-            )
-        aggregates = []
-        for bucket in buckets:
-            (inputs, skip_in), (outputs, skip_out) = next(merged), next(merged)
-            members = [i for p in by_bucket[bucket] for i in by_device[devices[p]]]
-            corrupt = sum(i.corrupt for i in members) + skipped[bucket] + skip_in + skip_out
-            self._count(corrupt=skipped[bucket] + skip_in + skip_out)
-            total = _added(stored_buckets.get(bucket), bucket, self.window, members, corrupt)
-            aggregates.append(replace(total, input_profile=inputs, output_profile=outputs))
-        return device_rows, aggregates
+        return Parsed(window, index, counters, len(corrupt))
 
     def _count(self, *, corrupt: int = 0, unattributed: int = 0, rejected: int = 0) -> None:
         with self._lock:
@@ -301,50 +227,3 @@ def _payload(device: str, message: Telemetry | bytes) -> bytes | None:
     except MessageError as exc:
         log.warning("device %s: telemetry %s dropped: %s", device, message.id, exc)
         return None
-
-
-def _added(
-    held: Aggregate | None,
-    bucket: BucketKey,
-    seconds: float,
-    members: Sequence[_Parsed],
-    corrupt: int,
-) -> Aggregate:
-    """`held` (or an empty bucket) with the counters and latency histogram of `members`."""
-    total = held or Aggregate(*bucket, bucket_seconds=seconds)
-    latency: dict[str, float] = defaultdict(float, total.latency)
-    counters = {"requests": total.requests, "rows": total.rows, "errors": total.errors}
-    for item in members:
-        for key, value in item.window.latency.items():
-            if key.startswith(LATENCY_PREFIXES):
-                latency[key] += value
-        for counter, value in item.counters.items():
-            counters[counter] += value
-    return replace(
-        total,
-        windows=total.windows + len(members),
-        requests=counters["requests"],
-        rows=counters["rows"],
-        errors=counters["errors"],
-        latency=dict(latency),
-        corrupt_profiles=total.corrupt_profiles + corrupt,
-    )
-
-
-def _merge_each(groups: Sequence[Sequence[bytes]]) -> list[tuple[bytes | None, int]]:
-    """`merge_profiles` of each group, except that a group of one profile (already merged, or
-    stored) is kept as it is: a device's first window of a bucket costs no parse and write."""
-    merging = [group for group in groups if len(group) > 1]
-    merged = iter(merge_profiles(merging, threads=1))
-    return [next(merged) if len(g) > 1 else (g[0] if g else None, 0) for g in groups]
-
-
-def _blobs(row: Aggregate | DeviceProfiles | None, role: str) -> list[bytes]:
-    """The stored profile of `role` in `row`, as a list of none or one."""
-    if row is None:
-        return []
-    return _present(row.input_profile if role == "inputs" else row.output_profile)
-
-
-def _present(*blobs: bytes | None) -> list[bytes]:
-    return [blob for blob in blobs if blob is not None]

@@ -1,0 +1,137 @@
+"""What a batch of fresh telemetry windows makes of the stored rows of their buckets: each
+device's merged profiles and the fleet's aggregate (counters, latency histogram, profiles) per
+bundle version and bucket. The profile work is two Rust calls without the GIL: each device's
+new windows merged over the batch's frames, then folded into what the buckets held."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from .._core import TelemetryBatch, merge_profiles
+from .store import Aggregate, DeviceProfiles, StoredRows, TelemetryWindow
+
+ROLES = ("inputs", "outputs")
+#: Metrics of a window that are counters: summed over windows and devices.
+COUNTERS = ("requests", "rows", "errors")
+LATENCY_PREFIXES = ("latency_le_", "latency_over_")
+
+DeviceKey = tuple[str, str, int, float]  # device, bundle name, version, bucket start
+BucketKey = tuple[str, int, float]  # bundle name, version, bucket start
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A window ready to store: where its frame is in the batch, its counters."""
+
+    window: TelemetryWindow
+    index: int
+    counters: dict[str, float]
+    corrupt: int  # profiles of the window that could not be read
+
+
+def summarize(
+    frames: TelemetryBatch, items: Sequence[Parsed], stored: StoredRows, seconds: float
+) -> tuple[list[DeviceProfiles], list[Aggregate], int]:
+    """The rows the fresh windows `items` make in buckets of `seconds`, with what those buckets
+    already held: each device's and the fleet's; and how many profiles could not be merged."""
+    by_device: dict[DeviceKey, list[Parsed]] = defaultdict(list)
+    for item in items:
+        w = item.window
+        start = math.floor(w.window_start / seconds) * seconds
+        by_device[(w.device_id, w.bundle_name, w.bundle_version, start)].append(item)
+    devices = list(by_device)
+    # Each device's new windows merged (one Rust call over the batch's frames) ...
+    new = frames.merge([[item.index for item in by_device[key]] for key in devices])
+    by_bucket: dict[BucketKey, list[int]] = defaultdict(list)
+    for position, key in enumerate(devices):
+        by_bucket[key[1:]].append(position)
+    buckets = list(by_bucket)
+    stored_devices = stored.device_profiles(devices)
+    stored_buckets = stored.aggregates(buckets)
+    # ... then folded into what each device's bucket and each fleet bucket held (another).
+    groups = []
+    for position, key in enumerate(devices):
+        held = stored_devices.get(key)
+        for role in ROLES:
+            groups.append([*_blobs(held, role), *_present(new[position][0].get(role))])
+    for bucket in buckets:
+        held_bucket = stored_buckets.get(bucket)
+        for role in ROLES:
+            parts = [new[p][0].get(role) for p in by_bucket[bucket]]
+            groups.append([*_blobs(held_bucket, role), *_present(*parts)])
+    merged = iter(_merge_each(groups))
+    device_rows = []
+    skipped: dict[BucketKey, int] = defaultdict(int)
+    for position, key in enumerate(devices):
+        (inputs, skip_in), (outputs, skip_out) = next(merged), next(merged)
+        skipped[key[1:]] += new[position][1] + skip_in + skip_out
+        held = stored_devices.get(key)
+        device_rows.append(
+            DeviceProfiles(
+                *key,
+                bucket_seconds=seconds,
+                windows=(held.windows if held else 0) + len(by_device[key]),
+                input_profile=inputs,
+                output_profile=outputs,
+            )
+        )
+    aggregates = []
+    unmerged = 0
+    for bucket in buckets:
+        (inputs, skip_in), (outputs, skip_out) = next(merged), next(merged)
+        members = [i for p in by_bucket[bucket] for i in by_device[devices[p]]]
+        corrupt = sum(i.corrupt for i in members) + skipped[bucket] + skip_in + skip_out
+        unmerged += skipped[bucket] + skip_in + skip_out
+        total = _added(stored_buckets.get(bucket), bucket, seconds, members, corrupt)
+        aggregates.append(replace(total, input_profile=inputs, output_profile=outputs))
+    return device_rows, aggregates, unmerged
+
+
+def _added(
+    held: Aggregate | None,
+    bucket: BucketKey,
+    seconds: float,
+    members: Sequence[Parsed],
+    corrupt: int,
+) -> Aggregate:
+    """`held` (or an empty bucket) with the counters and latency histogram of `members`."""
+    total = held or Aggregate(*bucket, bucket_seconds=seconds)
+    latency: dict[str, float] = defaultdict(float, total.latency)
+    counters = {"requests": total.requests, "rows": total.rows, "errors": total.errors}
+    for item in members:
+        for key, value in item.window.latency.items():
+            if key.startswith(LATENCY_PREFIXES):
+                latency[key] += value
+        for counter, value in item.counters.items():
+            counters[counter] += value
+    return replace(
+        total,
+        windows=total.windows + len(members),
+        requests=counters["requests"],
+        rows=counters["rows"],
+        errors=counters["errors"],
+        latency=dict(latency),
+        corrupt_profiles=total.corrupt_profiles + corrupt,
+    )
+
+
+def _merge_each(groups: Sequence[Sequence[bytes]]) -> list[tuple[bytes | None, int]]:
+    """`merge_profiles` of each group, except that a group of one profile (already merged, or
+    stored) is kept as it is: a device's first window of a bucket costs no parse and write."""
+    merging = [group for group in groups if len(group) > 1]
+    merged = iter(merge_profiles(merging, threads=1))
+    return [next(merged) if len(g) > 1 else (g[0] if g else None, 0) for g in groups]
+
+
+def _blobs(row: Aggregate | DeviceProfiles | None, role: str) -> list[bytes]:
+    """The stored profile of `role` in `row`, as a list of none or one."""
+    if row is None:
+        return []
+    return _present(row.input_profile if role == "inputs" else row.output_profile)
+
+
+def _present(*blobs: bytes | None) -> list[bytes]:
+    return [blob for blob in blobs if blob is not None]
