@@ -162,6 +162,29 @@ def test_parquet_sources_polars_and_column_selection(tmp_path, data):
         edgewise.profile(tmp_path, columns=["nope"])
 
 
+def test_parquet_row_groups_profiled_in_parallel_parts(tmp_path, data):
+    """Each thread profiles every n-th row group into a part of its own: counts, extremes and
+    categories are exact, quantiles within the sketch's bound, and the same thread count
+    gives the same bytes."""
+    path = tmp_path / "data.parquet"
+    pq.write_table(pa.Table.from_pandas(data, preserve_index=False), path, row_group_size=7_000)
+    one, two = (edgewise.profile(path, threads=threads) for threads in (1, 2))
+    assert one.rows == two.rows == len(data)
+    for name, column in by_name(one).items():
+        other = by_name(two)[name]
+        for key in ("rows", "nulls", "nan", "finite", "min", "max", "value_counts", "top"):
+            assert column.get(key) == other.get(key), (name, key)
+    scores = np.sort(data["score"].to_numpy())
+    for fraction in (0.01, 0.25, 0.5, 0.9, 0.99):
+        value = two.quantiles("score", [fraction])[0]
+        rank = np.searchsorted(scores, value, side="right") / len(scores)
+        assert abs(rank - fraction) <= RANK_ERROR_K200
+    assert edgewise.profile(path, threads=2).to_bytes() == two.to_bytes()
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(pa.Table.from_pandas(data.iloc[:0], preserve_index=False), empty)
+    assert edgewise.profile(empty).rows == 0
+
+
 def test_sensitive_columns_keep_no_raw_values(data):
     table = pa.Table.from_pandas(data, preserve_index=False)
     profile = edgewise.profile(table, sensitive=["city", "amount"])

@@ -117,6 +117,10 @@ class Profile:
         of accuracy `k`, and no raw values kept for the `sensitive` columns."""
     def update(self, batch: Batch) -> None:
         """Add the rows of `batch` (which has at least this profile's columns)."""
+    def update_parquet(self, file: ParquetFile, columns: list[str], dictionary: list[str]) -> None:
+        """Add every row group of `file` (its `columns`, the `dictionary` string columns read
+        as Arrow dictionaries): each of the file's threads profiles every n-th row group into a
+        part of its own, and the parts are merged at the end."""
     def merge(self, other: Profile) -> Profile:
         """A new profile of both profiles' rows; the columns must be the same."""
     @staticmethod

@@ -27,16 +27,38 @@ def profile(
     threads: int | None = None,
 ) -> Profile:
     """Profile `source` in one streaming pass: Parquet files (paths, directories or glob
-    patterns) read batch by batch with bounded memory, or any table with the Arrow PyCapsule
-    interface (polars, pyarrow, pandas). `columns` limits the profile to those columns;
-    `sensitive` columns keep no raw values (a fixed-bin histogram and hashed categories)."""
-    batches = _batches(source, columns, threads)
-    first = next(batches)
-    result = Profile(first, k, list(sensitive), threads)
-    result.update(first)
-    for batch in batches:
+    patterns) read row group by row group with bounded memory, or any table with the Arrow
+    PyCapsule interface (polars, pyarrow, pandas). `columns` limits the profile to those
+    columns; `sensitive` columns keep no raw values (a fixed-bin histogram and hashed
+    categories)."""
+    paths = named_files(source)
+    if paths is None:
+        batch = Batch.from_arrow(source)
+        if columns is not None:
+            batch = batch.select(list(columns))
+        result = Profile(batch, k, list(sensitive), threads)
         result.update(batch)
+        return result
+    files = [ParquetFile(path, threads) for path in paths]
+    chosen = [_columns(file, path, columns) for file, path in zip(files, paths, strict=True)]
+    # No rows: the first file's column types, to make the profile.
+    result = Profile(files[0].read([], *chosen[0]), k, list(sensitive), threads)
+    for file, (names, strings) in zip(files, chosen, strict=True):
+        result.update_parquet(file, names, strings)
     return result
+
+
+def _columns(
+    file: ParquetFile, path: Path, columns: Sequence[str] | None
+) -> tuple[list[str], list[str]]:
+    """The columns to profile and, among them, the string columns: these are read as Arrow
+    dictionaries, Parquet's own encoding of them, and profiled per distinct value."""
+    kinds = dict(file.column_kinds())
+    names = list(kinds) if columns is None else list(columns)
+    missing = [name for name in names if name not in kinds]
+    if missing:
+        raise SchemaError(f"{path}: column '{missing[0]}': not in the file")
+    return names, [name for name in names if kinds[name] == "string"]
 
 
 def _batches(source: Source, columns: Sequence[str] | None, threads: int | None) -> Iterator[Batch]:
@@ -51,17 +73,11 @@ def _parquet_batches(
     paths: list[Path], columns: Sequence[str] | None, threads: int | None
 ) -> Iterator[Batch]:
     """Each file's row groups in batches of about `BATCH_ROWS` rows, string columns as Arrow
-    dictionaries (profiled per distinct value), the next batch read while this one is
-    profiled."""
+    dictionaries, the next batch read while this one is used (by `validate`)."""
     jobs = []
     for path in paths:
         file = ParquetFile(path, threads)
-        kinds = dict(file.column_kinds())
-        names = list(kinds) if columns is None else list(columns)
-        missing = [name for name in names if name not in kinds]
-        if missing:
-            raise SchemaError(f"{path}: column '{missing[0]}': not in the file")
-        strings = [name for name in names if kinds[name] == "string"]
+        names, strings = _columns(file, path, columns)
         groups: list[int] = []
         rows = 0
         for index, group_rows in enumerate(file.row_group_rows):

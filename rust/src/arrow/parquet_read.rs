@@ -59,33 +59,8 @@ impl PyParquetFile {
             .map_err(|e| Error::parquet(&self.path, e))
     }
 
-    fn read_row_group(
-        &self,
-        metadata: &ArrowReaderMetadata,
-        row_group: usize,
-        mask: &ProjectionMask,
-    ) -> Result<RecordBatch> {
-        let file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
-        let rows = metadata.metadata().row_group(row_group).num_rows();
-        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata.clone())
-            .with_row_groups(vec![row_group])
-            .with_projection(mask.clone())
-            .with_batch_size(usize::try_from(rows).unwrap_or(1).max(1))
-            .build()
-            .map_err(|e| Error::parquet(&self.path, e))?;
-        let schema = reader.schema();
-        let batches = reader
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| Error::parquet(&self.path, format!("row group {row_group}: {e}")))?;
-        Ok(arrow_select::concat::concat_batches(&schema, &batches)?)
-    }
-
-    fn read_columns(
-        &self,
-        row_groups: &[usize],
-        columns: &[String],
-        dictionary: &[String],
-    ) -> Result<RecordBatch> {
+    /// How to read `columns` (in that order) from any row group.
+    fn projection(&self, columns: &[String], dictionary: &[String]) -> Result<Projection> {
         let metadata = self.metadata_with_dictionaries(dictionary)?;
         let schema = metadata.schema();
         let mut indices = Vec::with_capacity(columns.len());
@@ -95,33 +70,124 @@ impl PyParquetFile {
                 .map_err(|_| Error::schema(&self.source_name(), name, "missing from the file"))?;
             indices.push(index);
         }
-        let count = self.metadata.metadata().num_row_groups();
-        if let Some(bad) = row_groups.iter().find(|&&rg| rg >= count) {
-            return Err(Error::InvalidArgument(format!(
-                "{}: row group {bad} does not exist (the file has {count})",
-                self.source_name()
-            )));
-        }
         let mask = ProjectionMask::roots(self.metadata.parquet_schema(), indices.iter().copied());
-        let parts = self.pool.install(|| {
-            row_groups
-                .par_iter()
-                .map(|&rg| self.read_row_group(&metadata, rg, &mask))
-                .collect::<Result<Vec<_>>>()
-        })?;
-        let projected_schema = Arc::new(schema.project(&{
+        let schema = Arc::new(schema.project(&{
             let mut sorted = indices.clone();
             sorted.sort_unstable();
             sorted
         })?);
-        let batch = arrow_select::concat::concat_batches(&projected_schema, &parts)?;
-        // The projection mask yields columns in file order; return them in the order asked.
+        // The projection mask yields columns in file order; batches come back in the order asked.
         let order = columns
             .iter()
-            .map(|name| projected_schema.index_of(name))
+            .map(|name| schema.index_of(name))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok(batch.project(&order)?)
+        Ok(Projection {
+            metadata,
+            mask,
+            schema,
+            order,
+        })
     }
+
+    fn check_row_groups(&self, row_groups: &[usize]) -> Result<()> {
+        let count = self.metadata.metadata().num_row_groups();
+        match row_groups.iter().find(|&&rg| rg >= count) {
+            Some(bad) => Err(Error::InvalidArgument(format!(
+                "{}: row group {bad} does not exist (the file has {count})",
+                self.source_name()
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// One row group's projected columns, in file order.
+    fn read_row_group(&self, projection: &Projection, row_group: usize) -> Result<RecordBatch> {
+        let file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        let rows = projection
+            .metadata
+            .metadata()
+            .row_group(row_group)
+            .num_rows();
+        let reader =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(file, projection.metadata.clone())
+                .with_row_groups(vec![row_group])
+                .with_projection(projection.mask.clone())
+                .with_batch_size(usize::try_from(rows).unwrap_or(1).max(1))
+                .build()
+                .map_err(|e| Error::parquet(&self.path, e))?;
+        let schema = reader.schema();
+        let batches = reader
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::parquet(&self.path, format!("row group {row_group}: {e}")))?;
+        // One batch (the batch size is the row group's rows): concatenating it copies nothing.
+        Ok(arrow_select::concat::concat_batches(&schema, &batches)?)
+    }
+
+    fn read_columns(
+        &self,
+        row_groups: &[usize],
+        columns: &[String],
+        dictionary: &[String],
+    ) -> Result<RecordBatch> {
+        let projection = self.projection(columns, dictionary)?;
+        self.check_row_groups(row_groups)?;
+        let parts = self.pool.install(|| {
+            row_groups
+                .par_iter()
+                .map(|&rg| self.read_row_group(&projection, rg))
+                .collect::<Result<Vec<_>>>()
+        })?;
+        let batch = arrow_select::concat::concat_batches(&projection.schema, &parts)?;
+        Ok(batch.project(&projection.order)?)
+    }
+
+    /// Folds every row group's `columns` into a state: `lanes` states (`start(lane)` makes
+    /// each), lane i reading row groups i, i + lanes, ... in order on its own thread, so that
+    /// at most `lanes` row groups are in memory at a time and nothing is concatenated. The
+    /// states come back in lane order; which lane sees which row group depends only on
+    /// `lanes`, so the result is reproducible.
+    pub(crate) fn fold_row_groups<S: Send>(
+        &self,
+        columns: &[String],
+        dictionary: &[String],
+        lanes: usize,
+        start: impl Fn(usize) -> Result<S> + Sync,
+        fold: impl Fn(&mut S, &RecordBatch) -> Result<()> + Sync,
+    ) -> Result<Vec<S>> {
+        let projection = self.projection(columns, dictionary)?;
+        let row_groups = self.metadata.metadata().num_row_groups();
+        let lanes = lanes.clamp(1, row_groups.max(1));
+        self.pool.install(|| {
+            (0..lanes)
+                .into_par_iter()
+                .map(|lane| {
+                    let mut state = start(lane)?;
+                    for row_group in (lane..row_groups).step_by(lanes) {
+                        let batch = self
+                            .read_row_group(&projection, row_group)?
+                            .project(&projection.order)?;
+                        fold(&mut state, &batch)?;
+                    }
+                    Ok(state)
+                })
+                .collect()
+        })
+    }
+
+    /// The threads of this file's pool.
+    pub(crate) fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+}
+
+/// The reader metadata, mask and column order that read a set of columns.
+struct Projection {
+    metadata: ArrowReaderMetadata,
+    mask: ProjectionMask,
+    /// The projected columns in file order.
+    schema: Arc<Schema>,
+    /// Their positions in `schema`, in the order asked.
+    order: Vec<usize>,
 }
 
 #[pymethods]

@@ -158,7 +158,11 @@ impl ColumnProfile {
     }
 
     pub fn new(name: &str, data_type: &DataType, k: u16, sensitive: bool) -> Result<Self> {
-        let kind = Kind::of(name, data_type)?;
+        Self::of_kind(name, Kind::of(name, data_type)?, k, sensitive)
+    }
+
+    /// An empty profile of a column of `kind`.
+    pub fn of_kind(name: &str, kind: Kind, k: u16, sensitive: bool) -> Result<Self> {
         let stats = match kind {
             Kind::Boolean => Stats::Boolean {
                 true_count: 0,

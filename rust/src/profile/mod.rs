@@ -70,6 +70,20 @@ impl Profile {
         })
     }
 
+    /// An empty profile of the same columns, kinds and sensitivity.
+    pub fn empty_like(&self) -> Result<Self> {
+        let columns = self
+            .columns
+            .iter()
+            .map(|c| ColumnProfile::of_kind(&c.name, c.kind.clone(), self.k, c.sensitive))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            k: self.k,
+            rows: 0,
+            columns,
+        })
+    }
+
     /// Adds a batch with this profile's columns (by name, in any order; others are ignored),
     /// its columns profiled in parallel.
     pub fn update(&mut self, batch: &RecordBatch) -> Result<()> {

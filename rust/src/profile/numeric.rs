@@ -78,14 +78,14 @@ impl NumericStats {
                 quantiles.update_many(finite);
                 if !values.as_mut().is_some_and(|counts| counts.update(finite)) {
                     if let Some(counts) = values.take() {
-                        add_distinct(&mut self.distinct, counts.iter().map(|(value, _)| value));
+                        add_counted(&mut self.distinct, &counts);
                     }
-                    add_distinct(&mut self.distinct, finite.iter().copied());
+                    self.distinct.update_numbers(finite);
                 }
             }
             Shape::Private(histogram) => {
                 histogram.update(finite);
-                add_distinct(&mut self.distinct, finite.iter().copied());
+                self.distinct.update_numbers(finite);
             }
         }
     }
@@ -98,7 +98,7 @@ impl NumericStats {
                 ..
             } => {
                 let mut distinct = self.distinct.clone();
-                add_distinct(&mut distinct, counts.iter().map(|(value, _)| value));
+                add_counted(&mut distinct, counts);
                 Cow::Owned(distinct)
             }
             _ => Cow::Borrowed(&self.distinct),
@@ -183,7 +183,7 @@ impl NumericStats {
                 } else {
                     // Values leaving the exact counts must now be in the distinct-count sketch.
                     for counts in mine.iter().chain(other_values) {
-                        add_distinct(&mut self.distinct, counts.iter().map(|(v, _)| v));
+                        add_counted(&mut self.distinct, counts);
                     }
                 }
             }
@@ -281,11 +281,10 @@ impl NumericStats {
     }
 }
 
-fn add_distinct(distinct: &mut Distinct, values: impl Iterator<Item = f64>) {
-    for value in values {
-        // -0.0 and 0.0 are one value.
-        distinct.update((value + 0.0).to_bits());
-    }
+/// The values of exact counts into the sketch, when the counts are given up or merged away.
+fn add_counted(distinct: &mut Distinct, counts: &ValueCounts) {
+    let values: Vec<f64> = counts.iter().map(|(value, _)| value).collect();
+    distinct.update_numbers(&values);
 }
 
 fn min_max(values: &[f64]) -> Option<(f64, f64)> {

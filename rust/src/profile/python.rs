@@ -8,6 +8,7 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 
 use super::{Category, ColumnProfile, Profile, Shape, Stats};
 use crate::arrow::batch::PyBatch;
+use crate::arrow::parquet_read::PyParquetFile;
 use crate::error::{Error, Result};
 use crate::runtime::thread_pool;
 
@@ -51,6 +52,33 @@ impl PyProfile {
         let mut guard = self.lock();
         let profile: &mut Profile = &mut guard;
         Ok(py.detach(|| self.pool.install(|| profile.update(&batch.batch)))?)
+    }
+
+    /// Adds every row group of `file` (its `columns`; the `dictionary` string columns
+    /// decoded as Arrow dictionaries), one row group per thread at a time: each thread
+    /// profiles its own share of the row groups into a part, and the parts are merged in the
+    /// end, so nothing is concatenated or handed between threads, and memory stays a few row
+    /// groups whatever the file's length.
+    fn update_parquet(
+        &self,
+        py: Python<'_>,
+        file: &PyParquetFile,
+        columns: Vec<String>,
+        dictionary: Vec<String>,
+    ) -> PyResult<()> {
+        let mut guard = self.lock();
+        let profile: &mut Profile = &mut guard;
+        py.detach(|| -> Result<()> {
+            let parts = file.fold_row_groups(
+                &columns,
+                &dictionary,
+                file.threads(),
+                |_| profile.empty_like(),
+                |part, batch| part.update(batch),
+            )?;
+            parts.iter().try_for_each(|part| profile.merge(part))
+        })?;
+        Ok(())
     }
 
     /// A new profile of both profiles' rows.
