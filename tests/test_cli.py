@@ -167,7 +167,7 @@ def test_compile_of_a_bad_pipeline_file(runner, tmp_path, content, message):
 
 
 def test_progress_shows_rows_per_second():
-    from edgewise.cli.output import RowRateColumn
+    from edgewise.cli.progress import RowRateColumn
 
     column = RowRateColumn()
     unmeasured = SimpleNamespace(finished_speed=None, speed=None)

@@ -91,8 +91,11 @@ class InputLayout:
 class Plan:
     """An ONNX graph compiled for the native engine."""
 
-    def __new__(cls, model: bytes, inputs: list[tuple[str, str, list[str]]] | None = None) -> Plan:
-        """Raises UnsupportedModelError naming every node outside the engine's operators."""
+    def __new__(
+        cls, model: bytes, inputs: list[tuple[str, str, list[str]]] | None = None, fuse: bool = True
+    ) -> Plan:
+        """Raises UnsupportedModelError naming every node outside the engine's operators.
+        `fuse=False` runs one kernel per node instead of fusing linear pipelines."""
     @staticmethod
     def unsupported(model: bytes) -> list[str]:
         """Why the native engine cannot run `model`; empty when it can."""
@@ -100,6 +103,9 @@ class Plan:
     def input_names(self) -> list[str]: ...
     @property
     def output_names(self) -> list[str]: ...
+    @property
+    def fused(self) -> list[str]:
+        """The chains of nodes that run as one fused kernel, one description each."""
     def run_tensors(self, tensors: dict[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
         """Run on numpy arrays keyed by graph input name, like onnxruntime's session.run."""
     def run(self, batch: Batch, threads: int | None = None) -> dict[str, npt.NDArray[Any]]:

@@ -33,7 +33,6 @@ from ._core import Batch, ParquetFile, ParquetWriter, Profile
 from .bundle import write_atomic
 from .exceptions import DataError, DataFileError, SchemaError, ScoreRunError
 from .model import Model, ScoredBatch
-from .profiles.drift import drift
 from .sources import resolve_inputs
 
 RUN_FILE = "_edgewise_run.json"
@@ -259,6 +258,10 @@ class ScoreRun:
         write_atomic(self.out / PROFILE_FILE, merged.to_bytes())
         if self.model.reference is None:
             return None
+        # Only runs that profile need the drift report (and its HTML renderer): imported here
+        # to keep `edgewise score` start-up short.
+        from .profiles.drift import drift
+
         report = drift(self.model.reference, merged, columns=merged.column_names)
         return [column.name for column in report.drifted_columns]
 

@@ -9,29 +9,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
 
 F = Callable[..., Any]
-
-
-class RowRateColumn(ProgressColumn):
-    """Throughput in rows per second, once there is enough to measure."""
-
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("" if speed is None else f"{speed:,.0f} rows/s", style="progress.data.speed")
 
 
 def json_option(command: F) -> F:
@@ -48,21 +27,8 @@ def row_progress(enabled: bool, description: str) -> Iterator[Callable[[int, int
     if not (enabled and sys.stderr.isatty()):
         yield None
         return
-    console = Console(stderr=True)
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        MofNCompleteColumn(),
-        TextColumn("rows"),
-        RowRateColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task(description, total=None)
+    # rich costs about a tenth of a second to import: only a terminal pays for it.
+    from .progress import row_progress_bar
 
-        def update(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
-
+    with row_progress_bar(description) as update:
         yield update

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use super::fusion;
 use super::onnx::{ModelProto, NodeProto};
 use super::ops::{self, Context, Kernel};
 use super::tensor::{ElemType, Tensor};
@@ -32,6 +33,8 @@ pub struct Graph {
     slots: usize,
     /// Every kernel keeps rows apart, so blocks of rows can run independently.
     pub row_wise: bool,
+    /// What was fused into single kernels (see `fusion`), one description each.
+    pub fused: Vec<String>,
 }
 
 /// Names value slots in order of first appearance.
@@ -50,9 +53,15 @@ impl Slots {
 }
 
 impl Graph {
-    /// Build every kernel; when nodes fall outside the subset, the error lists them all.
+    /// Build every kernel, fusing the chains that can run as one; when nodes fall outside the
+    /// subset, the error lists them all.
     pub fn from_model(model: &ModelProto) -> Result<Graph> {
-        match Self::assemble(model)? {
+        Self::build(model, true)
+    }
+
+    /// `from_model`, with fusion switched on or off (off: one kernel per node, as a reference).
+    pub fn build(model: &ModelProto, fuse: bool) -> Result<Graph> {
+        match Self::assemble(model, fuse)? {
             Ok(graph) => Ok(graph),
             Err(unsupported) => Err(Error::Unsupported(unsupported.join("; "))),
         }
@@ -61,10 +70,10 @@ impl Graph {
     /// Why the native engine cannot run `model`: one reason per node or input outside its
     /// subset; empty when it can. A malformed model is an error.
     pub fn unsupported(model: &ModelProto) -> Result<Vec<String>> {
-        Ok(Self::assemble(model)?.err().unwrap_or_default())
+        Ok(Self::assemble(model, false)?.err().unwrap_or_default())
     }
 
-    fn assemble(model: &ModelProto) -> Result<std::result::Result<Graph, Vec<String>>> {
+    fn assemble(model: &ModelProto, fuse: bool) -> Result<std::result::Result<Graph, Vec<String>>> {
         let graph = model.graph.as_ref().expect("checked when decoded");
         let mut slots = Slots::default();
         let mut named_constants = HashMap::new();
@@ -92,8 +101,33 @@ impl Graph {
                 )),
             }
         }
+        let fusion = fuse
+            .then(|| fusion::linear(graph, &named_constants))
+            .flatten();
         let mut steps = Vec::new();
-        for node in &graph.node {
+        let mut fusion_step = fusion.map(|f| {
+            let step = Step {
+                inputs: f.inputs.iter().map(|name| Some(slots.slot(name))).collect(),
+                outputs: vec![slots.slot(&f.output)],
+                kernel: f.kernel,
+                release: Vec::new(),
+                describe: f.describe,
+            };
+            (f.absorbed, f.at, step)
+        });
+        let fused = fusion_step
+            .iter()
+            .map(|(_, _, step)| step.describe.clone())
+            .collect();
+        for (i, node) in graph.node.iter().enumerate() {
+            if let Some((absorbed, at, _)) = &fusion_step {
+                if absorbed[i] {
+                    if i == *at {
+                        steps.push(fusion_step.take().expect("checked above").2);
+                    }
+                    continue;
+                }
+            }
             match Self::step(model, node, &named_constants, &mut slots) {
                 Ok(step) => steps.push(step),
                 Err(Error::Unsupported(reason)) => unsupported.push(reason),
@@ -124,6 +158,7 @@ impl Graph {
             constants,
             steps,
             slots: slots.0.len(),
+            fused,
         };
         graph.check_order()?;
         graph.plan_releases();

@@ -114,6 +114,24 @@ pub struct TypeProto {
 pub struct TensorTypeProto {
     #[prost(int32, tag = "1")]
     pub elem_type: i32,
+    #[prost(message, optional, tag = "2")]
+    pub shape: Option<TensorShapeProto>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct TensorShapeProto {
+    #[prost(message, repeated, tag = "1")]
+    pub dim: Vec<Dimension>,
+}
+
+/// One dimension: a fixed size, or a named (symbolic) one. ONNX declares the two as a oneof;
+/// two optional fields decode the same bytes.
+#[derive(Clone, PartialEq, Message)]
+pub struct Dimension {
+    #[prost(int64, optional, tag = "1")]
+    pub dim_value: Option<i64>,
+    #[prost(string, optional, tag = "2")]
+    pub dim_param: Option<String>,
 }
 
 /// ONNX `TensorProto.DataType` codes the plan knows.
@@ -149,6 +167,19 @@ impl ModelProto {
 impl ValueInfoProto {
     pub fn elem_type(&self) -> Option<i32> {
         Some(self.r#type.as_ref()?.tensor_type.as_ref()?.elem_type)
+    }
+
+    /// The declared size of every dimension, `None` where it is symbolic or unknown; `None`
+    /// when the value declares no shape.
+    pub fn dims(&self) -> Option<Vec<Option<usize>>> {
+        let shape = self.r#type.as_ref()?.tensor_type.as_ref()?.shape.as_ref()?;
+        Some(
+            shape
+                .dim
+                .iter()
+                .map(|d| d.dim_value.and_then(|v| usize::try_from(v).ok()))
+                .collect(),
+        )
     }
 }
 

@@ -32,16 +32,18 @@ fn decode(model: &Bound<'_, PyBytes>) -> Result<ModelProto> {
 #[pymethods]
 impl PyPlan {
     /// `inputs`: (graph input, tensor type, columns) as in a bundle's manifest; without it,
-    /// each graph input reads the column of its own name.
+    /// each graph input reads the column of its own name. `fuse=False` runs one kernel per
+    /// node (the reference the fused kernels are tested against).
     #[new]
-    #[pyo3(signature = (model, inputs=None))]
+    #[pyo3(signature = (model, inputs=None, fuse=true))]
     fn new(
         py: Python<'_>,
         model: &Bound<'_, PyBytes>,
         inputs: Option<Vec<(String, String, Vec<String>)>>,
+        fuse: bool,
     ) -> PyResult<Self> {
         let proto = decode(model)?;
-        let graph = py.detach(|| Graph::from_model(&proto))?;
+        let graph = py.detach(|| Graph::build(&proto, fuse))?;
         let layout: HashMap<String, Vec<String>> = inputs
             .into_iter()
             .flatten()
@@ -75,6 +77,12 @@ impl PyPlan {
     #[getter]
     fn input_names(&self) -> Vec<String> {
         self.graph.inputs.iter().map(|i| i.name.clone()).collect()
+    }
+
+    /// The chains of nodes that run as one fused kernel, one description each.
+    #[getter]
+    fn fused(&self) -> Vec<String> {
+        self.graph.fused.clone()
     }
 
     #[getter]

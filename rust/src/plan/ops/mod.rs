@@ -7,7 +7,7 @@ mod attrs;
 mod broadcast;
 mod elementwise;
 mod linear_algebra;
-mod ml;
+pub(crate) mod ml;
 pub(crate) mod post_transform;
 mod shape;
 mod tree;

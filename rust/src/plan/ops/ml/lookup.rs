@@ -65,7 +65,7 @@ pub(super) fn f64_key(x: f64) -> u64 {
 ///
 /// `first_wins` picks which occurrence of a repeated string counts (onnxruntime's LabelEncoder
 /// keeps the first, its OneHotEncoder and LabelEncoder-1 the last).
-pub(super) fn string_positions(values: &[String], first_wins: bool) -> HashMap<String, u32> {
+pub(crate) fn string_positions(values: &[String], first_wins: bool) -> HashMap<String, u32> {
     let mut map = HashMap::with_capacity(values.len());
     for (i, value) in values.iter().enumerate() {
         let i = i as u32;
@@ -93,7 +93,7 @@ const DENSE_ENTRIES_PER_ELEMENT: usize = 4;
 
 /// `lookup` of every element's string, calling `lookup` once per distinct table entry that
 /// occurs. `lookup` must return less than `u32::MAX`.
-pub(super) fn map_strings(
+pub(crate) fn map_strings(
     node: &NodeName,
     strings: &Strings,
     mut lookup: impl FnMut(&str) -> u32,

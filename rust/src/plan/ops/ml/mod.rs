@@ -17,7 +17,7 @@ mod feature_extractor;
 mod imputer;
 mod label_encoder;
 mod linear;
-mod lookup;
+pub(crate) mod lookup;
 mod one_hot;
 mod scaler;
 
@@ -46,14 +46,14 @@ pub fn build(op: &str, attrs: &Attrs, opset: i64) -> Result<Box<dyn Kernel>> {
 
 /// A kernel's node, as its errors name it once the graph is running.
 #[derive(Debug)]
-struct NodeName(String);
+pub(crate) struct NodeName(pub(crate) String);
 
 impl NodeName {
     fn of(attrs: &Attrs) -> Self {
         Self(attrs.node().describe())
     }
 
-    fn error(&self, message: impl Display) -> Error {
+    pub(crate) fn error(&self, message: impl Display) -> Error {
         Error::Model(format!("{}: {message}", self.0))
     }
 

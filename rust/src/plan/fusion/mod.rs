@@ -1,0 +1,113 @@
+//! Fusing the linear pipelines skl2onnx emits into one kernel per block of rows.
+//!
+//! A scikit-learn pipeline of imputation, scaling and one-hot encoding before a linear model
+//! becomes about twenty ONNX nodes (Concat, IsNaN + Where, Sub, Div, OneHotEncoder, Reshape,
+//! Cast, MatMul, Add), each of which writes a block-sized tensor. This pass traces those nodes
+//! symbolically, column by column: each column of the matrix the MatMul reads is either a
+//! numeric input column with its element-wise steps (fill NaN, subtract, divide, ...) or one
+//! category of a one-hot encoder. When the chain that feeds a MatMul (and the Add of its
+//! intercept) is made only of such nodes and none of its intermediate values is read anywhere
+//! else, the whole chain runs as one `linear::FusedLinear` kernel: each numeric column is transformed
+//! and multiplied into the scores, and each one-hot encoder adds the weight row of the row's
+//! category, with no one-hot matrix.
+//!
+//! The fused kernel performs the same float64 operations in the same order as the nodes it
+//! replaces, so its results are bit-identical: the terms a one-hot zero would add are `+0.0`
+//! (weights are finite, checked here), and adding zero to a sum that starts at `+0.0` never
+//! changes it. Anything the tracer does not recognise keeps the general executor.
+
+mod linear;
+mod trace;
+
+use std::collections::{HashMap, HashSet};
+
+use super::onnx::GraphProto;
+use super::ops::Kernel;
+use super::tensor::Tensor;
+use trace::{Tracer, Value};
+
+/// Nodes replaced by one fused kernel.
+pub struct Fusion {
+    /// For every node of the graph, whether the fused kernel stands for it.
+    pub absorbed: Vec<bool>,
+    /// The absorbed node whose output the kernel computes: the fused step takes its place.
+    pub at: usize,
+    /// Graph inputs the kernel reads, in the order it takes them.
+    pub inputs: Vec<String>,
+    pub output: String,
+    pub kernel: Box<dyn Kernel>,
+    pub describe: String,
+}
+
+/// The largest linear chain of `graph` that can run as one kernel, if any.
+pub fn linear(graph: &GraphProto, constants: &HashMap<String, Tensor>) -> Option<Fusion> {
+    let mut tracer = Tracer::new(graph, constants);
+    for node in &graph.node {
+        tracer.step(node);
+    }
+    let readers = readers(graph);
+    let outputs: HashSet<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
+    let (name, traced) = tracer
+        .values()
+        .filter(|(_, t)| matches!(t.value, Value::Linear { .. }))
+        .filter(|(name, t)| self_contained(graph, name, &t.nodes, &readers, &outputs))
+        .max_by_key(|(name, t)| (t.nodes.len(), std::cmp::Reverse(name.as_str())))?;
+    let mut absorbed = vec![false; graph.node.len()];
+    for &i in &traced.nodes {
+        absorbed[i] = true;
+    }
+    let at = *traced.nodes.iter().max()?;
+    let (kernel, inputs) = tracer.kernel(&traced.value)?;
+    let ops: Vec<&str> = traced
+        .nodes
+        .iter()
+        .map(|&i| graph.node[i].op_type.as_str())
+        .collect();
+    Some(Fusion {
+        describe: format!(
+            "linear model '{name}': {} nodes ({}) fused into one kernel",
+            ops.len(),
+            ops.join(", ")
+        ),
+        absorbed,
+        at,
+        inputs,
+        output: name.clone(),
+        kernel: Box::new(kernel),
+    })
+}
+
+/// For each value name, the nodes that read it.
+fn readers(graph: &GraphProto) -> HashMap<&str, Vec<usize>> {
+    let mut readers: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, node) in graph.node.iter().enumerate() {
+        for input in node.input.iter().filter(|n| !n.is_empty()) {
+            readers.entry(input.as_str()).or_default().push(i);
+        }
+    }
+    readers
+}
+
+/// Whether the nodes behind `target` can disappear into one kernel: no value they make other
+/// than `target` is read by another node or is a graph output.
+fn self_contained(
+    graph: &GraphProto,
+    target: &str,
+    nodes: &[usize],
+    readers: &HashMap<&str, Vec<usize>>,
+    outputs: &HashSet<&str>,
+) -> bool {
+    let inside: HashSet<usize> = nodes.iter().copied().collect();
+    nodes.iter().all(|&i| {
+        graph.node[i]
+            .output
+            .iter()
+            .filter(|name| name.as_str() != target)
+            .all(|name| {
+                !outputs.contains(name.as_str())
+                    && readers
+                        .get(name.as_str())
+                        .is_none_or(|r| r.iter().all(|j| inside.contains(j)))
+            })
+    })
+}
