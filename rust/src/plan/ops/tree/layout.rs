@@ -133,6 +133,16 @@ impl<T: Split> Forest<T> {
     }
 }
 
+impl Forest<f32> {
+    /// Whether this float32 layout would walk scalar where the float64 one walks vectors: its
+    /// nodes did not fit `wide32::pack` (a tree past 65,535 nodes, a feature past 32,767).
+    pub fn loses_vector_walk(&self) -> bool {
+        self.packed.is_empty()
+            && self.bitvectors.is_none()
+            && matches!(self.modes, Modes::Uniform { .. })
+    }
+}
+
 fn modes(ensemble: &Ensemble) -> Modes {
     let Some(first) = ensemble.branches.first() else {
         return Modes::Uniform {

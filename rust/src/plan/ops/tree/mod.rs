@@ -214,7 +214,7 @@ impl TreeKernel {
         // Lay out now the forest the model's own precision calls for, so that a model too
         // large to lay out fails when the plan is made.
         match split_type {
-            SplitType::F32 => kernel.f32_forest().map(|_| ())?,
+            SplitType::F32 => kernel.f32_layout().map(|_| ())?,
             SplitType::F64 => kernel.f64_forest().map(|_| ())?,
         }
         Ok(kernel)
@@ -231,7 +231,12 @@ impl TreeKernel {
         ))
     }
 
+    /// The float32 layout, if it exists and walks at least as fast as the float64 one.
     fn f32_forest(&self) -> Result<Option<&Forest<f32>>> {
+        Ok(self.f32_layout()?.filter(|f| !f.loses_vector_walk()))
+    }
+
+    fn f32_layout(&self) -> Result<Option<&Forest<f32>>> {
         if let Some(forest) = self.f32_forest.get() {
             return Ok(forest.as_ref());
         }
