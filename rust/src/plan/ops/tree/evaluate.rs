@@ -167,7 +167,7 @@ fn walk<T, X>(
     for tree in &forest.trees {
         let nodes = &forest.nodes[tree.start..tree.start + tree.len];
         // The vector walk takes what it can (whole vectors of rows), the scalar one the rest.
-        let done = wide.map_or(0, |wide| wide(nodes, tree.depth, &x, width, &mut leaves));
+        let done = wide.map_or(0, |wide| wide(forest, tree, &x, width, &mut leaves));
         let mut groups = leaves[done..].chunks_exact_mut(GROUP);
         let mut rows_of = x[done * width..].chunks_exact(GROUP * width);
         for (out, x) in (&mut groups).zip(&mut rows_of) {

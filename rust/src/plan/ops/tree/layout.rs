@@ -62,6 +62,9 @@ pub struct Forest<T> {
     pub max_feature: Option<usize>,
     /// The bitvector evaluation, when the trees are small enough for it.
     pub bitvectors: Option<Bitvectors<T>>,
+    /// The nodes as the float32 vector walk reads them (`wide32::pack`), for forests it walks;
+    /// else empty.
+    pub packed: Vec<u64>,
 }
 
 /// Why a forest could not be laid out.
@@ -86,8 +89,14 @@ impl<T: Split> Forest<T> {
             forest: Forest {
                 nodes: Vec::new(),
                 trees: Vec::new(),
+                // A member `T` cannot hold matches no input of type `T`: drop it (its NaN
+                // would break the sorted order).
                 sets: (ensemble.sets.iter())
-                    .map(|s| s.iter().map(|&v| T::from_f64(v)).collect())
+                    .map(|s| {
+                        (s.iter().map(|&v| T::narrow(v, Mode::Member)))
+                            .filter(|v| !v.is_nan())
+                            .collect()
+                    })
                     .collect(),
                 leaves: Leaves {
                     offsets: None,
@@ -98,6 +107,7 @@ impl<T: Split> Forest<T> {
                 modes: modes(ensemble),
                 max_feature: None,
                 bitvectors: None,
+                packed: Vec::new(),
             },
             slots: Vec::new(),
             shapes: HashMap::new(),
@@ -116,7 +126,20 @@ impl<T: Split> Forest<T> {
             }
         );
         forest.bitvectors = Bitvectors::new(&forest, all_leq);
+        if forest.bitvectors.is_none() && matches!(forest.modes, Modes::Uniform { .. }) {
+            forest.packed = T::pack(&forest);
+        }
         Ok(forest)
+    }
+}
+
+impl Forest<f32> {
+    /// Whether this float32 layout would walk scalar where the float64 one walks vectors: its
+    /// nodes did not fit `wide32::pack` (a tree past 65,535 nodes, a feature past 32,767).
+    pub fn loses_vector_walk(&self) -> bool {
+        self.packed.is_empty()
+            && self.bitvectors.is_none()
+            && matches!(self.modes, Modes::Uniform { .. })
     }
 }
 
@@ -190,7 +213,7 @@ pub(super) fn lay_out<T: Split>(
                 queue.push_back((resolve(ensemble, branch.no), left + 1, level + 1));
                 let split = match branch.mode {
                     Mode::Member => T::slot_nan(branch.set),
-                    _ => T::from_f64(branch.split),
+                    mode => T::narrow(branch.split, mode),
                 };
                 let missing = if branch.missing_true { MISSING_TRUE } else { 0 };
                 Node {

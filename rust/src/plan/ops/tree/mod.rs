@@ -28,6 +28,8 @@ mod node;
 mod v5;
 #[cfg(target_arch = "x86_64")]
 mod wide;
+#[cfg(target_arch = "x86_64")]
+mod wide32;
 
 #[cfg(test)]
 mod classifier_tests;
@@ -45,7 +47,7 @@ use crate::plan::tensor::{Data, Strings, Tensor};
 use aggregate::{accumulate, Aggregate, Scores};
 use ensemble::{Ensemble, Hits, SplitType};
 use head::{Classification, Regression};
-use layout::{Forest, LayoutError, Split};
+use layout::{Forest, LayoutError};
 
 /// Tiles: all trees run over one tile of rows before the next, so a tree's nodes are reused by
 /// many rows while cached; the tile's inputs should stay in the core's L2. 1024 rows measured
@@ -54,6 +56,8 @@ const TILE_ROWS: usize = 1024;
 const TILE_INPUT_BYTES: usize = 256 << 10;
 /// At most this many scores per tile, for models with very many targets.
 const TILE_SCORES: usize = 1 << 16;
+/// Rows the vector walks (`wide`, `wide32`) take at a time.
+const TILE_STEP: usize = 64;
 
 pub fn handles(op: &str) -> bool {
     matches!(
@@ -210,7 +214,7 @@ impl TreeKernel {
         // Lay out now the forest the model's own precision calls for, so that a model too
         // large to lay out fails when the plan is made.
         match split_type {
-            SplitType::F32 => kernel.f32_forest().map(|_| ())?,
+            SplitType::F32 => kernel.f32_layout().map(|_| ())?,
             SplitType::F64 => kernel.f64_forest().map(|_| ())?,
         }
         Ok(kernel)
@@ -227,7 +231,12 @@ impl TreeKernel {
         ))
     }
 
+    /// The float32 layout, if it exists and walks at least as fast as the float64 one.
     fn f32_forest(&self) -> Result<Option<&Forest<f32>>> {
+        Ok(self.f32_layout()?.filter(|f| !f.loses_vector_walk()))
+    }
+
+    fn f32_layout(&self) -> Result<Option<&Forest<f32>>> {
         if let Some(forest) = self.f32_forest.get() {
             return Ok(forest.as_ref());
         }
@@ -252,28 +261,34 @@ impl TreeKernel {
     }
 
     /// Scores (row-major, one per target or class) and, for classifiers, label indices.
-    fn evaluate<T, X>(
+    /// `tile(x, rows, scores)` adds the trees' weights for a tile of rows into `scores`.
+    fn evaluate<X>(
         &self,
-        forest: &Forest<T>,
         x: &[X],
         rows: usize,
         width: usize,
-    ) -> Result<(Vec<f64>, Vec<usize>)>
-    where
-        T: Split,
-        X: Copy + Into<T>,
-    {
-        if let Some(feature) = forest.max_feature.filter(|&f| f >= width) {
+        mut tile_scores: impl FnMut(&[X], usize, &mut Scores),
+    ) -> Result<(Vec<f64>, Vec<usize>)> {
+        // Every layout of the ensemble reads the same features.
+        let max_feature = match self.f32_forest.get() {
+            Some(Some(forest)) => forest.max_feature,
+            _ => self.f64_forest()?.max_feature,
+        };
+        if let Some(feature) = max_feature.filter(|&f| f >= width) {
             return Err(self.error(format_args!(
                 "a node reads feature {feature} but the input has {width} columns"
             )));
         }
         let n_out = self.ensemble.n_targets;
         let row_bytes = width * std::mem::size_of::<X>();
-        let tile = (TILE_ROWS.min(TILE_INPUT_BYTES / row_bytes.max(1)))
+        let most = (TILE_ROWS.min(TILE_INPUT_BYTES / row_bytes.max(1)))
             .min(TILE_SCORES / n_out)
-            .clamp(1, rows.max(1));
-        let isa = Isa::detect();
+            .max(1);
+        // Tiles of even size in whole vector steps: a block of 1,024 rows of 35 features
+        // otherwise became tiles of 936 and 88 rows, whose 64 leftover rows (6%) took a fifth
+        // of the time in the scalar walk.
+        let tiles = rows.div_ceil(most).max(1);
+        let tile = (rows.div_ceil(tiles).next_multiple_of(TILE_STEP)).clamp(1, rows.max(1));
         let mut scores = Scores::new(tile, n_out, self.tracked);
         let mut out = vec![0.0; rows * n_out];
         let mut labels = Vec::new();
@@ -283,7 +298,7 @@ impl TreeKernel {
             let n = tile.min(rows - start);
             let x = &x[start * width..(start + n) * width];
             scores.reset(n);
-            accumulate(forest, x, n, width, self.aggregate, isa, &mut scores);
+            tile_scores(x, n, &mut scores);
             for r in 0..n {
                 let hits = scores.row_hits(r).unwrap_or(&self.static_hits);
                 let out = &mut out[(start + r) * n_out..(start + r + 1) * n_out];
@@ -299,6 +314,48 @@ impl TreeKernel {
         }
         Ok((out, labels))
     }
+
+    /// Float32 inputs walk the float32 layout, whose splits decide exactly as the model's own
+    /// (`node::narrow_f32`), when the leaves fit its slots.
+    fn evaluate_f32(&self, x: &[f32], rows: usize, width: usize) -> Result<(Vec<f64>, Vec<usize>)> {
+        let (aggregate, isa) = (self.aggregate, Isa::detect());
+        match self.f32_forest()? {
+            Some(forest) => self.evaluate(x, rows, width, |x, n, scores| {
+                accumulate(forest, x, n, width, aggregate, isa, scores)
+            }),
+            None => {
+                let forest = self.f64_forest()?;
+                self.evaluate(x, rows, width, |x, n, scores| {
+                    accumulate(forest, x, n, width, aggregate, isa, scores)
+                })
+            }
+        }
+    }
+
+    /// Float64 inputs: a tile whose every value is a float32 (as after scikit-learn's cast of
+    /// X for its trees) walks the float32 layout, which then decides exactly as the float64
+    /// one, at twice the vector lanes and less cache; any other tile walks the float64 layout.
+    fn evaluate_f64(&self, x: &[f64], rows: usize, width: usize) -> Result<(Vec<f64>, Vec<usize>)> {
+        let (aggregate, isa) = (self.aggregate, Isa::detect());
+        let wide = self.f64_forest()?;
+        let narrow = self.f32_forest()?;
+        let mut narrowed = Vec::new();
+        self.evaluate(x, rows, width, |x, n, scores| match narrow {
+            Some(forest) if as_f32(x, &mut narrowed) => {
+                accumulate(forest, &narrowed, n, width, aggregate, isa, scores)
+            }
+            _ => accumulate(wide, x, n, width, aggregate, isa, scores),
+        })
+    }
+}
+
+/// `x` as float32 in `out`, if every value converts exactly (NaN included); else false.
+fn as_f32(x: &[f64], out: &mut Vec<f32>) -> bool {
+    out.clear();
+    out.extend(x.iter().map(|&v| v as f32));
+    x.iter()
+        .zip(out.iter())
+        .all(|(&v, &n)| f64::from(n) == v || v.is_nan())
 }
 
 impl Kernel for TreeKernel {
@@ -337,12 +394,8 @@ impl Kernel for TreeKernel {
                     }
                 )))
             }
-            (Data::F32(v), SplitType::F32) => match self.f32_forest()? {
-                Some(forest) => self.evaluate(forest, v, rows, width)?,
-                None => self.evaluate(self.f64_forest()?, v, rows, width)?,
-            },
-            (Data::F32(v), SplitType::F64) => self.evaluate(self.f64_forest()?, v, rows, width)?,
-            (Data::F64(v), _) => self.evaluate(self.f64_forest()?, v, rows, width)?,
+            (Data::F32(v), _) => self.evaluate_f32(v, rows, width)?,
+            (Data::F64(v), _) => self.evaluate_f64(v, rows, width)?,
             _ => {
                 return Err(Error::Unsupported(format!(
                     "{}: a {} input (float and double only)",

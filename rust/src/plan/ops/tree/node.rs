@@ -3,6 +3,7 @@
 //! `Member` branches keep an index in their split's NaN payload.
 
 use super::ensemble::Mode;
+use super::layout::{Forest, Tree};
 use crate::plan::isa::Isa;
 
 /// A split value type nodes can hold: f32 or f64.
@@ -11,6 +12,10 @@ pub trait Split: Copy + PartialOrd + Send + Sync + 'static {
     const MAX_SLOT: u32;
     /// The value; for f32 only called on values that are exactly representable.
     fn from_f64(value: f64) -> Self;
+    /// A branch's f64 split (or set member) in this type such that, for every input value
+    /// this type holds exactly, comparing with `mode` against the result decides as comparing
+    /// against `value` in f64 (see `narrow_f32`).
+    fn narrow(value: f64, mode: Mode) -> Self;
     /// A NaN whose payload is `slot` (at most `MAX_SLOT`).
     fn slot_nan(slot: u32) -> Self;
     /// The payload of a NaN made by `slot_nan`.
@@ -23,14 +28,21 @@ pub trait Split: Copy + PartialOrd + Send + Sync + 'static {
     fn wide<const MODE: u32, const MISSING: bool>(_isa: Isa) -> Option<WideWalk<Self>> {
         None
     }
+    /// `Forest::packed` for the vector walk, if it reads one.
+    fn pack(_forest: &Forest<Self>) -> Vec<u64> {
+        Vec::new()
+    }
 }
 
-/// `wide::leaves`: (tree nodes, depth, rows, width, leaf slots out) -> rows done.
-pub type WideWalk<T> = fn(&[Node<T>], u32, &[T], usize, &mut [u32]) -> usize;
+/// `wide::leaves`: (forest, tree, rows, width, leaf slots out) -> rows done.
+pub type WideWalk<T> = fn(&Forest<T>, &Tree, &[T], usize, &mut [u32]) -> usize;
 
 impl Split for f64 {
     const MAX_SLOT: u32 = u32::MAX;
     fn from_f64(value: f64) -> Self {
+        value
+    }
+    fn narrow(value: f64, _mode: Mode) -> Self {
         value
     }
     fn slot_nan(slot: u32) -> Self {
@@ -59,6 +71,9 @@ impl Split for f32 {
     fn from_f64(value: f64) -> Self {
         value as f32
     }
+    fn narrow(value: f64, mode: Mode) -> Self {
+        narrow_f32(value, mode)
+    }
     fn slot_nan(slot: u32) -> Self {
         f32::from_bits(0x7FC0_0000 | slot)
     }
@@ -72,6 +87,39 @@ impl Split for f32 {
     }
     fn bits(self) -> u64 {
         u64::from(self.to_bits())
+    }
+    #[cfg(target_arch = "x86_64")]
+    fn wide<const MODE: u32, const MISSING: bool>(isa: Isa) -> Option<WideWalk<Self>> {
+        (isa >= Isa::Avx512).then_some(super::wide32::leaves::<MODE, MISSING>)
+    }
+    #[cfg(target_arch = "x86_64")]
+    fn pack(forest: &Forest<Self>) -> Vec<u64> {
+        let trees = forest.trees.iter();
+        (trees.flat_map(|t| forest.nodes[t.start..][..t.len].iter().enumerate()))
+            .map(|(index, node)| super::wide32::pack(node, index))
+            .collect::<Option<Vec<u64>>>()
+            .unwrap_or_default()
+    }
+}
+
+/// The float32 split that decides as the f64 split `t` does for every float32 input `x`
+/// (scikit-learn's trees compare float32 features with float64 thresholds):
+/// `x <= t` and `x > t` hold exactly when they hold against the largest float32 at most `t`;
+/// `x < t` and `x >= t` against the smallest float32 at least `t` (both may be infinite:
+/// below `-f32::MAX` only `-inf` is at most `t`). A float32 never equals a `t` it cannot
+/// hold, so `Eq`, `Neq` and set members that float32 cannot hold become NaN, which equals
+/// nothing (`layout` drops such members from sets).
+pub fn narrow_f32(t: f64, mode: Mode) -> f32 {
+    let near = t as f32;
+    let back = f64::from(near);
+    if back == t || t.is_nan() {
+        return near;
+    }
+    match mode {
+        Mode::Leq | Mode::Gt if back > t => near.next_down(),
+        Mode::Lt | Mode::Gte if back < t => near.next_up(),
+        Mode::Leq | Mode::Gt | Mode::Lt | Mode::Gte => near,
+        Mode::Eq | Mode::Neq | Mode::Member => f32::NAN,
     }
 }
 
@@ -127,5 +175,51 @@ impl<T: Split> Node<T> {
         self.key == other.key
             && self.left == other.left
             && (self.is_leaf() || self.split.bits() == other.split.bits())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::random_tests::ALL;
+    use super::*;
+
+    /// Each narrowed split decides as the double one for float32 inputs around it.
+    #[test]
+    fn narrowed_float32_splits_decide_as_double_ones() {
+        let splits = [
+            0.1,
+            -0.1,
+            1e-50,
+            -1e-50,
+            1e300,
+            -1e300,
+            f64::from(f32::MAX) * (1.0 + f64::EPSILON),
+            -f64::from(f32::MAX) * (1.0 + f64::EPSILON),
+            f64::from(f32::MAX),
+            f64::MAX,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            0.0,
+            -0.0,
+            1.0 + f64::EPSILON,
+            f64::NAN,
+        ];
+        for &t in &splits {
+            let near = t as f32;
+            let mut inputs = vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0];
+            inputs.extend([near, near.next_up(), near.next_down(), f32::MAX, -f32::MAX]);
+            inputs.extend([near.next_up().next_up(), near.next_down().next_down()]);
+            // Every mode but `Member` (sets narrow member by member, as `Eq`).
+            for mode in ALL.into_iter().filter(|&m| m != Mode::Member) {
+                let narrowed = narrow_f32(t, mode);
+                for &x in &inputs {
+                    assert_eq!(
+                        mode.compare(x, narrowed),
+                        mode.compare(f64::from(x), t),
+                        "{x:e} {mode:?} {t:e} (narrowed to {narrowed:e})"
+                    );
+                }
+            }
+        }
     }
 }

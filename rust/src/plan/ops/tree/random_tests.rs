@@ -34,8 +34,24 @@ impl Rng {
     }
 }
 
-/// Split and input values: equal values and signed zeros are where comparisons differ.
-const POOL: [f64; 8] = [-1.0, -0.5, 0.0, -0.0, 0.5, 1.0, 2.5, f64::INFINITY];
+/// Split and input values: equal values and signed zeros are where comparisons differ, and
+/// doubles float32 cannot hold (0.1, beyond float32's range) beside their float32 neighbours,
+/// where the float32 layout's narrowed splits (`node::narrow_f32`) must still decide exactly.
+const POOL: [f64; 13] = [
+    -1.0,
+    -0.5,
+    0.0,
+    -0.0,
+    0.5,
+    1.0,
+    2.5,
+    f64::INFINITY,
+    0.1,
+    0.100_000_001_490_116_12, // 0.1f32
+    0.099_999_994_039_535_52, // the float32 below it
+    1e300,
+    -1e300,
+];
 
 struct Gen<'a> {
     rng: &'a mut Rng,
@@ -227,7 +243,7 @@ const UNIFORM: [&[Mode]; 5] = [
     &[Mode::Gt],
     &[Mode::Eq],
 ];
-const ALL: [Mode; 7] = [
+pub(super) const ALL: [Mode; 7] = [
     Mode::Leq,
     Mode::Lt,
     Mode::Gte,

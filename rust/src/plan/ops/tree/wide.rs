@@ -18,9 +18,29 @@
 
 use std::arch::x86_64::*;
 
-use super::layout::Node;
+use super::layout::{Forest, Node, Tree};
 use super::node::{FEATURE_MASK, MISSING_TRUE};
 use crate::plan::isa::Isa;
+
+/// Which lanes take the true side: the ordered comparison of mode `MODE` (`node::mode_code`),
+/// then, if `MISSING`, NaN values where `flagged` (the lanes whose node sends NaN to the true
+/// side). `cmp` is the comparison intrinsic for the vector's element type.
+macro_rules! decide {
+    ($mode:expr, $missing:expr, $cmp:ident, $value:expr, $split:expr, $flagged:expr) => {{
+        let mut yes = match $mode {
+            0 => $cmp::<_CMP_LE_OQ>($value, $split),
+            1 => $cmp::<_CMP_LT_OQ>($value, $split),
+            2 => $cmp::<_CMP_GE_OQ>($value, $split),
+            3 => $cmp::<_CMP_GT_OQ>($value, $split),
+            _ => $cmp::<_CMP_EQ_OQ>($value, $split),
+        };
+        if $missing {
+            yes |= $cmp::<_CMP_UNORD_Q>($value, $value) & $flagged;
+        }
+        yes
+    }};
+}
+pub(super) use decide;
 
 /// Vectors of eight rows walking together, so that ~24 gathers are in flight per level: on a
 /// 100-tree depth-12 forest, eight ran 13% faster than four, six 8%, two 30% slower (1 thread,
@@ -28,19 +48,20 @@ use crate::plan::isa::Isa;
 const K: usize = 8;
 const STEP: usize = 8 * K;
 
-/// The leaf slot each row of `x` (row-major, `width` values a row) reaches in the tree
-/// `nodes`, for the longest prefix of rows that is a multiple of 64; returns its length (0 when
-/// fewer than 64 rows: the caller walks the rest).
+/// The leaf slot each row of `x` (row-major, `width` values a row) reaches in `tree` of
+/// `forest`, for the longest prefix of rows that is a multiple of 64; returns its length (0
+/// when fewer than 64 rows: the caller walks the rest).
 ///
-/// `nodes` must be one laid-out tree (every child and leaf step stays inside it, as `layout`
-/// builds them) and every feature it reads below `width`; `x` holds `out.len()` rows.
+/// Every child and leaf step stays inside the tree, as `layout` builds them; every feature
+/// the forest reads must be below `width`, and `x` hold `out.len()` rows.
 pub fn leaves<const MODE: u32, const MISSING: bool>(
-    nodes: &[Node<f64>],
-    depth: u32,
+    forest: &Forest<f64>,
+    tree: &Tree,
     x: &[f64],
     width: usize,
     out: &mut [u32],
 ) -> usize {
+    let (nodes, depth) = (&forest.nodes[tree.start..][..tree.len], tree.depth);
     let rows = out.len() / STEP * STEP;
     if rows == 0 {
         return 0;
@@ -94,17 +115,14 @@ unsafe fn leaves_avx512<const MODE: u32, const MISSING: bool>(
                 let key = _mm512_i64gather_epi64::<8>(at[k], keys);
                 let feature = _mm512_and_si512(key, feature_mask);
                 let value = _mm512_i64gather_pd::<8>(_mm512_add_epi64(offsets[k], feature), xs);
-                let mut yes = match MODE {
-                    0 => _mm512_cmp_pd_mask::<_CMP_LE_OQ>(value, split),
-                    1 => _mm512_cmp_pd_mask::<_CMP_LT_OQ>(value, split),
-                    2 => _mm512_cmp_pd_mask::<_CMP_GE_OQ>(value, split),
-                    3 => _mm512_cmp_pd_mask::<_CMP_GT_OQ>(value, split),
-                    _ => _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(value, split),
-                };
-                if MISSING {
-                    let nan = _mm512_cmp_pd_mask::<_CMP_UNORD_Q>(value, value);
-                    yes |= nan & _mm512_test_epi64_mask(key, missing_bit);
-                }
+                let yes = decide!(
+                    MODE,
+                    MISSING,
+                    _mm512_cmp_pd_mask,
+                    value,
+                    split,
+                    _mm512_test_epi64_mask(key, missing_bit)
+                );
                 let left = _mm512_srli_epi64::<32>(key);
                 let next = _mm512_mask_add_epi64(left, !yes, left, one);
                 let next = _mm512_add_epi64(next, next);
