@@ -17,6 +17,7 @@ from edgewise.transport.topics import Kind, all_devices, device_topic
 CONNECTIONS = 24
 PER_THREAD = 25
 EVENTS = device_topic("dev-a", Kind.EVENTS)
+RECONNECT_TIMEOUT = 45.0
 
 
 @pytest.fixture
@@ -70,10 +71,11 @@ def test_connections_on_one_loop_deliver_everything_and_survive_a_broker_restart
 
     broker.stop()
     broker.start()
-    assert all(c.wait_connected(30.0) for c in connections)
+    # wait_connected can answer before a connection has noticed the restart, so readiness is
+    # the real signal; 24 reconnects on one loop thread take long on a loaded 2-core machine.
     with became_ready:  # every connection said it was ready again after reconnecting
         assert became_ready.wait_for(
-            lambda: all(ready.count(c.client_id) >= 2 for c in connections), DELIVERY_TIMEOUT
+            lambda: all(ready.count(c.client_id) >= 2 for c in connections), RECONNECT_TIMEOUT
         )
     publish_from_threads(connections)
     # QoS 1 and persistent sessions: nothing published after the restart is lost.
