@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from mqtt_broker import DELIVERY_TIMEOUT, Broker, Collector
@@ -27,11 +27,18 @@ def loop() -> Iterator[NetworkLoop]:
     running.stop()
 
 
-def connections_on(loop: NetworkLoop, broker: Broker, count: int) -> list[Connection]:
+def connections_on(
+    loop: NetworkLoop, broker: Broker, count: int, on_ready: Callable[[str], None] | None = None
+) -> list[Connection]:
     # One user, many sessions: the ACL is per user, the session per client id.
-    return [
-        Connection(f"dev-a-{i}", broker.settings("dev-a"), loop=loop).start() for i in range(count)
+    connections = [
+        Connection(f"dev-a-{i}", broker.settings("dev-a"), loop=loop) for i in range(count)
     ]
+    for connection in connections:
+        if on_ready is not None:  # before start: the first connect must be heard too
+            connection.on_ready(lambda c=connection: on_ready(c.client_id))
+        connection.start()
+    return connections
 
 
 def publish_from_threads(connections: list[Connection]) -> None:
@@ -52,7 +59,6 @@ def test_connections_on_one_loop_deliver_everything_and_survive_a_broker_restart
 ):
     events = Collector()
     connect("control", {all_devices(Kind.EVENTS): events})
-    connections = connections_on(loop, broker, CONNECTIONS)
     ready: list[str] = []
     became_ready = threading.Condition()
 
@@ -61,8 +67,7 @@ def test_connections_on_one_loop_deliver_everything_and_survive_a_broker_restart
             ready.append(client_id)
             became_ready.notify_all()
 
-    for connection in connections:
-        connection.on_ready(lambda c=connection: on_ready(c.client_id))
+    connections = connections_on(loop, broker, CONNECTIONS, on_ready)
     assert all(c.wait_connected(DELIVERY_TIMEOUT) for c in connections)
     publish_from_threads(connections)
     expected = CONNECTIONS * PER_THREAD
@@ -71,8 +76,8 @@ def test_connections_on_one_loop_deliver_everything_and_survive_a_broker_restart
 
     broker.stop()
     broker.start()
-    # wait_connected can answer before a connection has noticed the restart, so readiness is
-    # the real signal; 24 reconnects on one loop thread take long on a loaded 2-core machine.
+    # wait_connected can answer before a connection has noticed the restart: readiness is
+    # the signal, with room for 24 reconnects on one loop thread of a loaded 2-core machine.
     with became_ready:  # every connection said it was ready again after reconnecting
         assert became_ready.wait_for(
             lambda: all(ready.count(c.client_id) >= 2 for c in connections), RECONNECT_TIMEOUT
