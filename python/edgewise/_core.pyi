@@ -240,6 +240,66 @@ class TelemetryBatch:
         skipped (columns unlike the first one's). A payload's profiles are taken by the first
         group that names it."""
 
+@final
+class TelemetryDelivery:
+    """One batch a `TelemetrySubscriber` received: acknowledge it with `commit` once stored."""
+
+    @property
+    def devices(self) -> list[str]:
+        """The device of each frame, from its topic."""
+    @property
+    def frames(self) -> TelemetryBatch:
+        """The frames, decoded, in the order of `devices`."""
+    @property
+    def refused(self) -> list[tuple[str, str]]:
+        """`(topic, reason)` of the messages whose topic named no valid device."""
+    def __len__(self) -> int: ...
+
+@final
+class TelemetrySubscriber:
+    """An MQTT session of its own (persistent, QoS 1, manual acks) on a Rust thread, subscribed
+    to every device's telemetry topic. Messages are acknowledged only by `commit`, so those not
+    committed are redelivered by the broker. A full queue (`queue` messages) stops the reading.
+    TLS uses the system's OpenSSL (`tls=True`: the system's CAs; `ca_file`: that CA)."""
+
+    def __new__(
+        cls,
+        host: str,
+        port: int,
+        client_id: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        tls: bool = False,
+        ca_file: str | os.PathLike[str] | None = None,
+        keepalive: float = 30.0,
+        backoff_initial: float = 1.0,
+        backoff_max: float = 60.0,
+        queue: int = 10_000,
+        threads: int | None = None,
+    ) -> TelemetrySubscriber: ...
+    def next_batch(
+        self, max_messages: int = 1000, wait: float = 0.05, timeout: float = 0.1
+    ) -> TelemetryDelivery | None:
+        """Up to `max_messages` messages, decoded without the GIL: waits up to `timeout` seconds
+        for the first, then up to `wait` for more; None if nothing came."""
+    def commit(self, delivery: TelemetryDelivery) -> int:
+        """Acknowledges the delivery's messages to the broker (once it is stored); how many
+        were acknowledged (those of an earlier connection are redelivered instead)."""
+    def stop(self) -> None:
+        """Disconnects and ends the session's thread; what was not committed stays queued."""
+    @property
+    def connected(self) -> bool:
+        """Whether the session is connected and subscribed."""
+    @property
+    def pending(self) -> int:
+        """Messages received and not yet taken by `next_batch` (at most `queue`)."""
+    @property
+    def connections(self) -> int:
+        """How many times the session has connected."""
+    @property
+    def last_error(self) -> str | None: ...
+
 def merge_profiles(
     groups: Sequence[Sequence[bytes]], threads: int | None = None
 ) -> list[tuple[bytes | None, int]]:

@@ -22,6 +22,25 @@ pub struct PyTelemetryBatch {
 
 type Merged = (HashMap<String, Vec<u8>>, usize);
 
+impl PyTelemetryBatch {
+    /// Decodes `payloads` on `pool`, without the GIL.
+    pub fn decode(py: Python<'_>, payloads: Vec<Vec<u8>>, pool: Arc<rayon::ThreadPool>) -> Self {
+        let decoded = py.detach(|| {
+            pool.install(|| {
+                payloads
+                    .par_iter()
+                    .map(|p| decode_with_profiles(p))
+                    .collect()
+            })
+        });
+        Self {
+            payloads,
+            decoded: Mutex::new(decoded),
+            pool,
+        }
+    }
+}
+
 #[pymethods]
 impl PyTelemetryBatch {
     #[new]
@@ -32,20 +51,7 @@ impl PyTelemetryBatch {
         threads: Option<usize>,
     ) -> PyResult<Self> {
         let payloads: Vec<Vec<u8>> = payloads.iter().map(|p| p.as_bytes().to_vec()).collect();
-        let pool = thread_pool(threads)?;
-        let decoded = py.detach(|| {
-            pool.install(|| {
-                payloads
-                    .par_iter()
-                    .map(|p| decode_with_profiles(p))
-                    .collect()
-            })
-        });
-        Ok(Self {
-            payloads,
-            decoded: Mutex::new(decoded),
-            pool,
-        })
+        Ok(Self::decode(py, payloads, thread_pool(threads)?))
     }
 
     fn __len__(&self) -> usize {
