@@ -80,7 +80,7 @@ def take(
     deadline = time.monotonic() + DELIVERY_TIMEOUT
     while sum(map(len, deliveries)) < count:
         assert time.monotonic() < deadline, f"{sum(map(len, deliveries))} of {count} came"
-        delivery = subscriber.next_batch(max_messages=1000, wait=0.05, timeout=0.2)
+        delivery = subscriber.next_batch(timeout=0.2)
         if delivery is not None:
             deliveries.append(delivery)
             if commit:
@@ -171,7 +171,9 @@ def test_nothing_is_lost_when_the_consumer_dies_before_committing(
 def test_a_full_queue_stops_the_reading_and_the_broker_keeps_the_rest(
     subscribe: Subscribe, connect: Connect, bundle: Bundle
 ) -> None:
-    subscriber = subscribe(queue=5)
+    # Held at most: 5 queued, the one the reading thread waits to queue, a batch of 2 decoded
+    # and waiting to be taken, and the next batch of 2 waiting for room: 10 of 15.
+    subscriber = subscribe(queue=5, batch_size=2)
     device = connect("dev-a")
     for i in range(15):
         device.publish(device_topic("dev-a", Kind.TELEMETRY), frame(bundle, 60.0 * i))

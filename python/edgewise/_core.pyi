@@ -259,7 +259,8 @@ class TelemetryDelivery:
 class TelemetrySubscriber:
     """An MQTT session of its own (persistent, QoS 1, manual acks) on a Rust thread, subscribed
     to every device's telemetry topic. Messages are acknowledged only by `commit`, so those not
-    committed are redelivered by the broker. A full queue (`queue` messages) stops the reading.
+    committed are redelivered by the broker. A full queue (`queue` messages, plus two batches
+    being decoded or waiting) stops the reading.
     TLS uses the system's OpenSSL (`tls=True`: the system's CAs; `ca_file`: that CA)."""
 
     def __new__(
@@ -276,13 +277,14 @@ class TelemetrySubscriber:
         backoff_initial: float = 1.0,
         backoff_max: float = 60.0,
         queue: int = 10_000,
+        batch_size: int = 1000,
+        batch_wait: float = 0.05,
         threads: int | None = None,
     ) -> TelemetrySubscriber: ...
-    def next_batch(
-        self, max_messages: int = 1000, wait: float = 0.05, timeout: float = 0.1
-    ) -> TelemetryDelivery | None:
-        """Up to `max_messages` messages, decoded without the GIL: waits up to `timeout` seconds
-        for the first, then up to `wait` for more; None if nothing came."""
+    def next_batch(self, timeout: float = 0.1) -> TelemetryDelivery | None:
+        """The next batch (up to `batch_size` messages, closed `batch_wait` seconds after its
+        first), decoded ahead on the core's thread pool while the previous one is stored; waits
+        up to `timeout` seconds, None if none came."""
     def commit(self, delivery: TelemetryDelivery) -> int:
         """Acknowledges the delivery's messages to the broker (once it is stored); how many
         were acknowledged (those of an earlier connection are redelivered instead)."""
@@ -293,7 +295,7 @@ class TelemetrySubscriber:
         """Whether the session is connected and subscribed."""
     @property
     def pending(self) -> int:
-        """Messages received and not yet taken by `next_batch` (at most `queue`)."""
+        """Messages received and not yet batched (at most `queue`)."""
     @property
     def connections(self) -> int:
         """How many times the session has connected."""

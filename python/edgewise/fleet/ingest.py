@@ -176,7 +176,7 @@ class Ingest:
         """Takes the subscriber's batches, records them, then acknowledges them."""
         assert self.telemetry is not None
         while not self._stopping.is_set():
-            delivery = self.telemetry.next_batch(self.batch_size, self.batch_wait)
+            delivery = self.telemetry.next_batch()
             if delivery is None:
                 continue
             self._add(received=len(delivery), batches=1)

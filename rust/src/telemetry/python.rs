@@ -23,16 +23,12 @@ pub struct PyTelemetryBatch {
 type Merged = (HashMap<String, Vec<u8>>, usize);
 
 impl PyTelemetryBatch {
-    /// Decodes `payloads` on `pool`, without the GIL.
-    pub fn decode(py: Python<'_>, payloads: Vec<Vec<u8>>, pool: Arc<rayon::ThreadPool>) -> Self {
-        let decoded = py.detach(|| {
-            pool.install(|| {
-                payloads
-                    .par_iter()
-                    .map(|p| decode_with_profiles(p))
-                    .collect()
-            })
-        });
+    /// A batch of `payloads` already decoded (`decoded[i]` from `payloads[i]`).
+    pub fn from_decoded(
+        payloads: Vec<Vec<u8>>,
+        decoded: Vec<Result<Decoded, String>>,
+        pool: Arc<rayon::ThreadPool>,
+    ) -> Self {
         Self {
             payloads,
             decoded: Mutex::new(decoded),
@@ -51,7 +47,16 @@ impl PyTelemetryBatch {
         threads: Option<usize>,
     ) -> PyResult<Self> {
         let payloads: Vec<Vec<u8>> = payloads.iter().map(|p| p.as_bytes().to_vec()).collect();
-        Ok(Self::decode(py, payloads, thread_pool(threads)?))
+        let pool = thread_pool(threads)?;
+        let decoded = py.detach(|| {
+            pool.install(|| {
+                payloads
+                    .par_iter()
+                    .map(|p| decode_with_profiles(p))
+                    .collect()
+            })
+        });
+        Ok(Self::from_decoded(payloads, decoded, pool))
     }
 
     fn __len__(&self) -> usize {

@@ -3,6 +3,8 @@
 //! their batch is committed (manual acks), so a crash between receipt and commit loses
 //! nothing: the broker redelivers to the persistent session, and the store's redelivery check
 //! counts each window once. A bounded queue stops the thread reading when Python falls behind.
+//! A second thread cuts the queue into batches and decodes each on the rayon pool while Python
+//! stores the previous one, so decoding is off the worker's path.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,6 +17,7 @@ use rumqttc::{
 };
 
 use super::frame::MAX_FRAME_BYTES;
+use super::{decode_with_profiles, Decoded};
 
 /// Topic levels around the device id: `edgewise/v1/devices/{id}/telemetry`.
 const TOPIC_PREFIX: &str = "edgewise/v1/devices/";
@@ -36,8 +39,11 @@ pub struct Settings {
     pub tls: Option<Option<Vec<u8>>>,
     pub keepalive: Duration,
     pub backoff: (Duration, Duration),
-    /// Messages received and not yet taken by Python; a full queue stops the reading.
+    /// Messages received and not yet batched; a full queue stops the reading.
     pub queue: usize,
+    /// A batch closes at this many messages, or this long after its first one.
+    pub batch_size: usize,
+    pub batch_wait: Duration,
 }
 
 /// One message received: its device (or why the topic names none), as the broker sent it.
@@ -46,6 +52,17 @@ pub struct Received {
     pub publish: Publish,
     /// The connection it came on: an ack is only valid on that same connection.
     pub connection: u64,
+}
+
+/// One batch ready for Python: the frames of valid device topics, decoded, and every message
+/// with the connection it came on (for the acks).
+pub struct Batch {
+    pub devices: Vec<String>,
+    pub payloads: Vec<Vec<u8>>,
+    pub decoded: Vec<Result<Decoded, String>>,
+    /// `(topic, reason)` of messages whose topic names no valid device.
+    pub refused: Vec<(String, String)>,
+    pub acks: Vec<(u64, Publish)>,
 }
 
 /// What the session is doing, for /metrics and logs.
@@ -59,13 +76,14 @@ pub struct Status {
 pub struct Subscriber {
     client: Client,
     messages: Receiver<Received>,
+    batches: Receiver<Batch>,
     stop: Arc<AtomicBool>,
     pub status: Arc<Status>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Subscriber {
-    pub fn start(settings: Settings) -> Result<Self, String> {
+    pub fn start(settings: Settings, pool: Arc<rayon::ThreadPool>) -> Result<Self, String> {
         let mut options = MqttOptions::new(&settings.client_id, &settings.host, settings.port);
         options
             .set_clean_session(false)
@@ -100,35 +118,45 @@ impl Subscriber {
             status: status.clone(),
             backoff: settings.backoff,
         };
-        let thread = std::thread::Builder::new()
-            .name("edgewise-telemetry".into())
-            .spawn(move || reader.run(connection))
-            .map_err(|e| format!("cannot start the telemetry thread: {e}"))?;
+        let spawn = |name: &str, work: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(work)
+                .map_err(|e| format!("cannot start the {name} thread: {e}"))
+        };
+        // One batch ready while Python stores the one before: decoding runs ahead by one.
+        let (ready, batches) = bounded(1);
+        let batcher = Batcher {
+            messages: messages.clone(),
+            ready,
+            stop: stop.clone(),
+            size: settings.batch_size.max(1),
+            wait: settings.batch_wait,
+            pool,
+        };
+        let threads = vec![
+            spawn(
+                "edgewise-telemetry",
+                Box::new(move || reader.run(connection)),
+            )?,
+            spawn(
+                "edgewise-telemetry-batches",
+                Box::new(move || batcher.run()),
+            )?,
+        ];
         Ok(Self {
             client,
             messages,
+            batches,
             stop,
             status,
-            thread: Mutex::new(Some(thread)),
+            threads: Mutex::new(threads),
         })
     }
 
-    /// Up to `max` messages: waits up to `first_wait` for the first, then up to `wait` more
-    /// for the rest. Empty if nothing came or the subscriber stopped.
-    pub fn take(&self, max: usize, first_wait: Duration, wait: Duration) -> Vec<Received> {
-        let mut out = Vec::new();
-        match self.messages.recv_timeout(first_wait) {
-            Ok(m) => out.push(m),
-            Err(_) => return out,
-        }
-        let deadline = Instant::now() + wait;
-        while out.len() < max {
-            match self.messages.recv_deadline(deadline) {
-                Ok(m) => out.push(m),
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        out
+    /// The next batch, waiting up to `timeout` for one; None if none came.
+    pub fn next_batch(&self, timeout: Duration) -> Option<Batch> {
+        self.batches.recv_timeout(timeout).ok()
     }
 
     /// Acknowledges `messages` to the broker; those of an earlier connection are skipped
@@ -153,7 +181,7 @@ impl Subscriber {
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
         let _ = self.client.try_disconnect();
-        if let Some(thread) = self.thread.lock().expect("subscriber lock poisoned").take() {
+        for thread in std::mem::take(&mut *self.threads.lock().expect("subscriber lock poisoned")) {
             let _ = thread.join();
         }
         self.status.connected.store(false, Ordering::SeqCst);
@@ -239,6 +267,86 @@ impl Reader {
                 return;
             }
             std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
+    }
+}
+
+/// Cuts the queue of received messages into batches and decodes them.
+struct Batcher {
+    messages: Receiver<Received>,
+    ready: Sender<Batch>,
+    stop: Arc<AtomicBool>,
+    size: usize,
+    wait: Duration,
+    pool: Arc<rayon::ThreadPool>,
+}
+
+impl Batcher {
+    fn run(self) {
+        while !self.stop.load(Ordering::SeqCst) {
+            let taken = self.take();
+            if taken.is_empty() {
+                continue;
+            }
+            let mut batch = self.decode(taken);
+            loop {
+                match self.ready.send_timeout(batch, Duration::from_millis(100)) {
+                    Ok(()) => break,
+                    Err(SendTimeoutError::Timeout(back)) if !self.stop.load(Ordering::SeqCst) => {
+                        batch = back;
+                    }
+                    Err(_) => return,
+                }
+            }
+        }
+    }
+
+    /// Up to `size` messages: the first within 100 ms (then stop is checked again), the
+    /// rest within `wait` of it.
+    fn take(&self) -> Vec<Received> {
+        let mut out = Vec::new();
+        match self.messages.recv_timeout(Duration::from_millis(100)) {
+            Ok(m) => out.push(m),
+            Err(_) => return out,
+        }
+        let deadline = Instant::now() + self.wait;
+        while out.len() < self.size {
+            match self.messages.recv_deadline(deadline) {
+                Ok(m) => out.push(m),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        out
+    }
+
+    fn decode(&self, taken: Vec<Received>) -> Batch {
+        let mut devices = Vec::with_capacity(taken.len());
+        let mut payloads = Vec::with_capacity(taken.len());
+        let mut refused = Vec::new();
+        let mut acks = Vec::with_capacity(taken.len());
+        for received in taken {
+            match received.device {
+                Ok(device) => {
+                    devices.push(device);
+                    payloads.push(received.publish.payload.to_vec());
+                }
+                Err(reason) => refused.push((received.publish.topic.clone(), reason)),
+            }
+            acks.push((received.connection, received.publish));
+        }
+        let decoded = self.pool.install(|| {
+            use rayon::prelude::*;
+            payloads
+                .par_iter()
+                .map(|p| decode_with_profiles(p))
+                .collect()
+        });
+        Batch {
+            devices,
+            payloads,
+            decoded,
+            refused,
+            acks,
         }
     }
 }

@@ -46,7 +46,7 @@ impl PyTelemetrySubscriber {
     #[new]
     #[pyo3(signature = (host, port, client_id, *, username=None, password=None, tls=false,
                         ca_file=None, keepalive=30.0, backoff_initial=1.0, backoff_max=60.0,
-                        queue=10_000, threads=None))]
+                        queue=10_000, batch_size=1000, batch_wait=0.05, threads=None))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
         host: String,
@@ -60,16 +60,22 @@ impl PyTelemetrySubscriber {
         backoff_initial: f64,
         backoff_max: f64,
         queue: usize,
+        batch_size: usize,
+        batch_wait: f64,
         threads: Option<usize>,
     ) -> PyResult<Self> {
         let seconds = |name: &str, value: f64| {
             Duration::try_from_secs_f64(value)
                 .ok()
                 .filter(|d| !d.is_zero())
-                .ok_or_else(|| PyValueError::new_err(format!("{name} must be positive, not {value}")))
+                .ok_or_else(|| {
+                    PyValueError::new_err(format!("{name} must be positive, not {value}"))
+                })
         };
-        if queue == 0 {
-            return Err(PyValueError::new_err("queue must be at least 1"));
+        if queue == 0 || batch_size == 0 {
+            return Err(PyValueError::new_err(
+                "queue and batch_size must be at least 1",
+            ));
         }
         let ca = match ca_file {
             Some(path) => Some(std::fs::read(&path).map_err(|e| {
@@ -90,53 +96,33 @@ impl PyTelemetrySubscriber {
                 seconds("backoff_max", backoff_max)?,
             ),
             queue,
+            batch_size,
+            batch_wait: Duration::try_from_secs_f64(batch_wait).map_err(|_| {
+                PyValueError::new_err(format!("batch_wait must be >= 0, not {batch_wait}"))
+            })?,
         };
+        let pool = thread_pool(threads)?;
         Ok(Self {
-            subscriber: Subscriber::start(settings).map_err(PyOSError::new_err)?,
-            pool: thread_pool(threads)?,
+            subscriber: Subscriber::start(settings, pool.clone()).map_err(PyOSError::new_err)?,
+            pool,
         })
     }
 
-    /// Up to `max_messages` messages received, decoded: waits up to `timeout` seconds for the
-    /// first, then up to `wait` for more. None if nothing came.
-    #[pyo3(signature = (max_messages=1000, wait=0.05, timeout=0.1))]
-    fn next_batch(
-        &self,
-        py: Python<'_>,
-        max_messages: usize,
-        wait: f64,
-        timeout: f64,
-    ) -> PyResult<Option<PyTelemetryDelivery>> {
-        let taken = py.detach(|| {
-            self.subscriber.take(
-                max_messages.max(1),
-                Duration::from_secs_f64(timeout.max(0.0)),
-                Duration::from_secs_f64(wait.max(0.0)),
-            )
-        });
-        if taken.is_empty() {
+    /// The next batch received (up to `batch_size` messages, closed `batch_wait` seconds after
+    /// its first), already decoded; waits up to `timeout` seconds, None if none came.
+    #[pyo3(signature = (timeout=0.1))]
+    fn next_batch(&self, py: Python<'_>, timeout: f64) -> PyResult<Option<PyTelemetryDelivery>> {
+        let wait = Duration::from_secs_f64(timeout.max(0.0));
+        let Some(batch) = py.detach(|| self.subscriber.next_batch(wait)) else {
             return Ok(None);
-        }
-        let mut devices = Vec::with_capacity(taken.len());
-        let mut payloads = Vec::with_capacity(taken.len());
-        let mut refused = Vec::new();
-        let mut acks = Vec::with_capacity(taken.len());
-        for received in taken {
-            match received.device {
-                Ok(device) => {
-                    devices.push(device);
-                    payloads.push(received.publish.payload.to_vec());
-                }
-                Err(reason) => refused.push((received.publish.topic.clone(), reason)),
-            }
-            acks.push((received.connection, received.publish));
-        }
-        let frames = Py::new(py, PyTelemetryBatch::decode(py, payloads, self.pool.clone()))?;
+        };
+        let frames =
+            PyTelemetryBatch::from_decoded(batch.payloads, batch.decoded, self.pool.clone());
         Ok(Some(PyTelemetryDelivery {
-            devices,
-            frames,
-            refused,
-            acks: Mutex::new(acks),
+            devices: batch.devices,
+            frames: Py::new(py, frames)?,
+            refused: batch.refused,
+            acks: Mutex::new(batch.acks),
         }))
     }
 
