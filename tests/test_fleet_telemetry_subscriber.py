@@ -29,7 +29,7 @@ from edgewise.transport import Connection
 from edgewise.transport.acl import CONTROL_USER
 from edgewise.transport.messages import encode
 from edgewise.transport.telemetry_session import telemetry_subscriber
-from edgewise.transport.topics import Kind, device_topic
+from edgewise.transport.topics import Kind, all_devices, device_topic
 
 Subscribe = Callable[..., TelemetrySubscriber]
 
@@ -220,6 +220,13 @@ def test_ingest_records_the_subscribers_batches_once_and_counts_bad_ones(
 ) -> None:
     references = ReferenceProfiles(repository_with(tmp_path / "repo", bundle_path))
     settings = broker.settings(CONTROL_USER)
+    # An earlier version's session read telemetry through paho; the broker keeps that
+    # subscription until ingest gives it up.
+    earlier = Connection("control-ingest", settings)
+    earlier.subscribe(all_devices(Kind.TELEMETRY), lambda inbound: None)
+    earlier.start()
+    assert earlier.wait_connected(DELIVERY_TIMEOUT)
+    earlier.stop()
     connection = Connection("control-ingest", settings)
     subscriber = telemetry_subscriber("control-ingest-telemetry", settings)
     ingest = Ingest(
@@ -241,6 +248,7 @@ def test_ingest_records_the_subscribers_batches_once_and_counts_bad_ones(
             f"ingest did not record the windows: {ingest.counts()}",
         )
         assert sum(a.windows for a in store.aggregates((bundle.name, bundle.version), 0.0)) == 10
+        assert connection.unexpected == 0  # paho was not sent the telemetry as well
     finally:
         connection.stop()
         ingest.stop()

@@ -106,6 +106,8 @@ class Ingest:
         """Subscribe and start the worker (before or after the connection is started)."""
         for kind in self._kinds:
             self.connection.subscribe(all_devices(kind), self._receive)
+        if self.telemetry is not None:  # an earlier version's session read telemetry too
+            self.connection.give_up(all_devices(Kind.TELEMETRY))
         self._worker.start()
         if self.telemetry is not None:
             self._telemetry_worker.start()
