@@ -22,6 +22,7 @@ from edgewise import Bundle
 from edgewise._core import TelemetryDelivery, TelemetrySubscriber
 from edgewise.fleet.collector import Collector
 from edgewise.fleet.ingest import Ingest
+from edgewise.fleet.ingest_metrics import IngestMetrics
 from edgewise.fleet.references import ReferenceProfiles
 from edgewise.fleet.registry import Registry
 from edgewise.fleet.store import Store
@@ -249,6 +250,10 @@ def test_ingest_records_the_subscribers_batches_once_and_counts_bad_ones(
         )
         assert sum(a.windows for a in store.aggregates((bundle.name, bundle.version), 0.0)) == 10
         assert connection.unexpected == 0  # paho was not sent the telemetry as well
+        metrics = {m.name: m.samples[0].value for m in IngestMetrics(ingest).collect()}
+        assert metrics["edgewise_telemetry_session_connected"] == 1
+        assert metrics["edgewise_telemetry_session_connections"] == 1
+        assert metrics["edgewise_ingest_rejected"] == 1
     finally:
         connection.stop()
         ingest.stop()

@@ -140,7 +140,8 @@ class Ingest:
         counts["rejected"] += (
             self.connection.dropped + self.registry.rejected + self.collector.rejected
         )
-        return IngestCounts(queue_depth=self._queue.qsize(), **counts)
+        pending = 0 if self.telemetry is None else self.telemetry.pending
+        return IngestCounts(queue_depth=self._queue.qsize() + pending, **counts)
 
     # -- network thread ----------------------------------------------------------------------
 
