@@ -11,7 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ from fleet_telemetry import bundle_ref, input_profile, repository_with, window
 from mqtt_broker import DELIVERY_TIMEOUT, AnyBroker, Connect
 
 from edgewise import Bundle
-from edgewise._core import TelemetryDelivery, TelemetrySubscriber
+from edgewise._core import TelemetryBatch, TelemetryDelivery, TelemetrySubscriber
 from edgewise.fleet.collector import Collector
 from edgewise.fleet.ingest import Ingest
 from edgewise.fleet.ingest_metrics import IngestMetrics
@@ -258,3 +258,42 @@ def test_ingest_records_the_subscribers_batches_once_and_counts_bad_ones(
         connection.stop()
         ingest.stop()
     assert not subscriber.connected
+
+
+class FailingOnBatches(Collector):
+    """A collector with a bug that only a batch of several frames triggers."""
+
+    def record_frames(self, devices: Sequence[str], frames: TelemetryBatch) -> int:
+        if len(devices) > 1:
+            raise RuntimeError("a bug in batch recording")
+        return super().record_frames(devices, frames)
+
+
+def test_a_batch_that_fails_is_stored_frame_by_frame_then_acked(
+    broker: AnyBroker,
+    connect: Connect,
+    tmp_path: Path,
+    bundle_path: Path,
+    bundle: Bundle,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = Store.open(tmp_path / "control.db")
+    references = ReferenceProfiles(repository_with(tmp_path / "repo", bundle_path))
+    settings = broker.settings(CONTROL_USER)
+    connection = Connection("control-ingest", settings)
+    subscriber = telemetry_subscriber("control-ingest-telemetry", settings)
+    collector = FailingOnBatches(store, references)
+    ingest = Ingest(connection, Registry(store), collector, telemetry=subscriber).start()
+    connection.start()
+    try:
+        wait_until(lambda: subscriber.connected, "the telemetry session did not subscribe")
+        device = connect("dev-a")
+        for i in range(5):
+            device.publish(device_topic("dev-a", Kind.TELEMETRY), frame(bundle, 60.0 * i))
+        wait_until(lambda: ingest.counts().stored == 5, f"not stored: {ingest.counts()}")
+        assert ingest.counts().rejected == 0
+        assert "storing them one by one" in caplog.text  # the batch path did fail
+    finally:
+        connection.stop()
+        ingest.stop()
+        store.close()

@@ -232,6 +232,9 @@ class TelemetryBatch:
         (bundle `(name, version, sha256 hex, length)` or None; roles whose profiles parsed;
         `(role, reason)` of those that did not), or why the payload was refused."""
 
+    def payload(self, index: int) -> bytes:
+        """Payload `index` as received."""
+
     def sections(self, index: int) -> dict[str, bytes]:
         """The raw profile bytes of payload `index` by role (none for a refused payload)."""
 

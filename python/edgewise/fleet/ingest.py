@@ -199,10 +199,13 @@ class Ingest:
                 len(devices), lambda: self.collector.record_frames(devices, frames), held=True
             )
         except Exception:
-            # Nothing a retry or a redelivery would fix; acking it keeps the session's in-flight
-            # window from filling up with a batch that never commits.
-            self._add(rejected=len(devices))
-            log.exception("a telemetry batch of %d frames could not be stored", len(devices))
+            # Something in the batch that no retry will fix: store the frames one at a time, as
+            # `_dispatch` does, and ack them all (the ones that fail would fail again).
+            log.exception(
+                "a telemetry batch of %d frames failed; storing them one by one", len(devices)
+            )
+            for index, device in enumerate(devices):
+                self._dispatch_one((device, frames.payload(index)))
             return True
 
     def _next_batch(self) -> list[Item]:
@@ -233,12 +236,15 @@ class Ingest:
             # Something in the batch that no retry will fix: find it by storing one at a time.
             log.exception("a batch of %d messages failed; storing them one by one", len(batch))
             for item in batch:
-                try:
-                    self._store(*_split([item]))
-                except Exception:
-                    self._add(rejected=1)
-                    log.exception("device %s: message %s could not be stored", *_who(item))
+                self._dispatch_one(item)
         self._add(batches=1)
+
+    def _dispatch_one(self, item: Item) -> None:
+        try:
+            self._store(*_split([item]))
+        except Exception:
+            self._add(rejected=1)
+            log.exception("device %s: message %s could not be stored", *_who(item))
 
     def _store(
         self,

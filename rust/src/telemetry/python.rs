@@ -78,6 +78,14 @@ impl PyTelemetryBatch {
             .collect()
     }
 
+    /// Payload `index` as received.
+    fn payload<'py>(&self, py: Python<'py>, index: usize) -> PyResult<Bound<'py, PyBytes>> {
+        let payload = self.payloads.get(index).ok_or_else(|| {
+            pyo3::exceptions::PyIndexError::new_err(format!("no payload {index} in the batch"))
+        })?;
+        Ok(PyBytes::new(py, payload))
+    }
+
     /// The raw profile bytes of payload `index`, by role (those of refused payloads: none).
     fn sections<'py>(&self, py: Python<'py>, index: usize) -> PyResult<Bound<'py, PyDict>> {
         let sections = PyDict::new(py);
