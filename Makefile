@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip "maturin>=1.9,<2"
 	touch $@
 
-dev: $(VENV)/.installed
+dev: $(VENV)/.installed system-deps
 	$(BIN)/maturin develop --release --quiet --extras dev,control
 
 demo: dev
@@ -41,11 +41,11 @@ format: dev
 	$(BIN)/ruff format python tests benches
 	cargo fmt --all
 
-test-rust:
+test-rust: system-deps
 	cargo test --release --locked
 
-# Debian packages the Python tests run for real (a headless browser, Mosquitto, PostgreSQL);
-# installs only what is missing.
+# Debian packages the tests run for real (a headless browser, Mosquitto, PostgreSQL) and the
+# build needs (OpenSSL headers); installs only what is missing.
 system-deps:
 	bash tests/system_deps.sh
 

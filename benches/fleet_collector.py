@@ -15,7 +15,11 @@ profiles (`--rows` rows of 8 columns in, 1 out). The control plane's `Ingest` + 
 
 Every message id is then looked up in the store. Mosquitto must not cap the control client's
 queue (`max_queued_messages 0` here; its default of 1000 drops silently when the collector
-falls behind).
+falls behind). Telemetry comes through the Rust `TelemetrySubscriber` (`--client rust`, what the
+service runs), which acknowledges a batch once stored: Mosquitto's default of 20 unacknowledged
+messages in flight per client would then cap each batch at 20, so the broker here lets
+`--inflight` (1000) through, as docs/operations.md tells deployments to. `--client paho` is the
+previous path (paho reads telemetry, acknowledges on receipt) for comparison.
 
     python benches/fleet_collector.py [--devices 40] [--messages 20000] [--mode backlog|live]
 """
@@ -50,6 +54,7 @@ from edgewise.fleet.store import Store
 from edgewise.transport import Connection
 from edgewise.transport.acl import CONTROL_USER
 from edgewise.transport.messages import BundleRef, Telemetry, encode
+from edgewise.transport.telemetry_session import telemetry_subscriber
 from edgewise.transport.topics import Kind, device_topic
 
 BUNDLE = BundleRef("credit", 1, "0" * 64, 1)
@@ -141,17 +146,26 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     (work / "broker").mkdir(mode=0o700)
     broker = Broker(work / "broker", make_credentials(work, devices))
     with broker.config.open("a") as config:
-        config.write("max_queued_messages 0\n")
+        config.write(f"max_queued_messages 0\nmax_inflight_messages {args.inflight}\n")
     broker.start()
     store = Store.open(args.db or work / "control.db")
     collector = Collector(store, ReferenceProfiles(work / "repository"), window=60.0)
 
     def start_ingest() -> tuple[Connection, Ingest]:
-        connection = Connection(CONTROL_CLIENT, broker.settings(CONTROL_USER))
-        ingest = Ingest(connection, Registry(store), collector).start()
+        settings = broker.settings(CONTROL_USER)
+        connection = Connection(CONTROL_CLIENT, settings)
+        telemetry = None
+        if args.client == "rust":
+            telemetry = telemetry_subscriber(f"{CONTROL_CLIENT}-telemetry", settings)
+        ingest = Ingest(connection, Registry(store), collector, telemetry=telemetry).start()
         connection.start()
         if not connection.wait_connected(60):
             raise SystemExit("the control client did not connect")
+        deadline = time.monotonic() + 60
+        while telemetry is not None and not telemetry.connected:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the telemetry session did not connect: {telemetry.last_error}")
+            time.sleep(0.01)
         return connection, ingest
 
     try:
@@ -199,6 +213,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         )
         return {
             "mode": args.mode,
+            "client": args.client,
             "devices": args.devices,
             "messages": args.messages,
             "rows_per_window": args.rows,
@@ -229,6 +244,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--rows", type=int, default=100, help="rows per window's profile")
     parser.add_argument("--mode", choices=["backlog", "live"], default="backlog")
+    parser.add_argument("--client", choices=["rust", "paho"], default="rust")
+    parser.add_argument(
+        "--inflight", type=int, default=1000, help="Mosquitto's max_inflight_messages"
+    )
     parser.add_argument("--db", help="store URL (default: an SQLite file in a temp dir)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -237,6 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = {"environment": environment(["paho-mqtt", "psycopg"]), "result": result}
     header = [
         "mode",
+        "client",
         "devices",
         "messages",
         "store",
@@ -250,6 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     line = [
         result["mode"],
+        result["client"],
         str(result["devices"]),
         str(result["messages"]),
         result["store"],
@@ -261,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         " ".join(map(str, result["load_average_before"])),
         " ".join(map(str, result["load_average_after"])),
     ]
-    emit(report, "\n".join(markdown_table(header, [line], right={1, 2, 4, 5, 6, 7, 8})), args.json)
+    emit(report, "\n".join(markdown_table(header, [line], right={2, 3, 5, 6, 7, 8, 9})), args.json)
     return 1 if result["missing"] else 0
 
 

@@ -13,6 +13,8 @@ PACKAGES=(
     mosquitto         # tests/mqtt_broker.py runs the real broker for the transport tests
     mosquitto-clients # mosquitto_sub/pub, for looking at a test broker by hand
     openssl           # tests/mqtt_broker.py makes a throwaway CA for the TLS tests
+    libssl-dev        # the Rust core's MQTT client (rumqttc) speaks TLS through the system OpenSSL
+    pkg-config        # ... and openssl-sys finds it with pkg-config at build time
 )
 
 is_installed() {

@@ -242,6 +242,9 @@ class TelemetryBatch:
         (bundle `(name, version, sha256 hex, length)` or None; roles whose profiles parsed;
         `(role, reason)` of those that did not), or why the payload was refused."""
 
+    def payload(self, index: int) -> bytes:
+        """Payload `index` as received."""
+
     def sections(self, index: int) -> dict[str, bytes]:
         """The raw profile bytes of payload `index` by role (none for a refused payload)."""
 
@@ -249,6 +252,68 @@ class TelemetryBatch:
         """Per group of payload indices: their profiles merged per role, and how many were
         skipped (columns unlike the first one's). A payload's profiles are taken by the first
         group that names it."""
+
+@final
+class TelemetryDelivery:
+    """One batch a `TelemetrySubscriber` received: acknowledge it with `commit` once stored."""
+
+    @property
+    def devices(self) -> list[str]:
+        """The device of each frame, from its topic."""
+    @property
+    def frames(self) -> TelemetryBatch:
+        """The frames, decoded, in the order of `devices`."""
+    @property
+    def refused(self) -> list[tuple[str, str]]:
+        """`(topic, reason)` of the messages whose topic named no valid device."""
+    def __len__(self) -> int: ...
+
+@final
+class TelemetrySubscriber:
+    """An MQTT session of its own (persistent, QoS 1, manual acks) on a Rust thread, subscribed
+    to every device's telemetry topic. Messages are acknowledged only by `commit`, so those not
+    committed are redelivered by the broker. A full queue (`queue` messages, plus two batches
+    being decoded or waiting) stops the reading.
+    TLS uses the system's OpenSSL (`tls=True`: the system's CAs; `ca_file`: that CA)."""
+
+    def __new__(
+        cls,
+        host: str,
+        port: int,
+        client_id: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        tls: bool = False,
+        ca_file: str | os.PathLike[str] | None = None,
+        keepalive: float = 30.0,
+        backoff_initial: float = 1.0,
+        backoff_max: float = 60.0,
+        queue: int = 10_000,
+        batch_size: int = 1000,
+        batch_wait: float = 0.05,
+        threads: int | None = None,
+    ) -> TelemetrySubscriber: ...
+    def next_batch(self, timeout: float = 0.1) -> TelemetryDelivery | None:
+        """The next batch (up to `batch_size` messages, closed `batch_wait` seconds after its
+        first), decoded ahead on the core's thread pool while the previous one is stored; waits
+        up to `timeout` seconds, None if none came."""
+    def commit(self, delivery: TelemetryDelivery) -> int:
+        """Acknowledges the delivery's messages to the broker (once it is stored); how many
+        were acknowledged (those of an earlier connection are redelivered instead)."""
+    def stop(self) -> None:
+        """Disconnects and ends the session's thread; what was not committed stays queued."""
+    @property
+    def connected(self) -> bool:
+        """Whether the session is connected and subscribed."""
+    @property
+    def pending(self) -> int:
+        """Messages received and not yet batched (at most `queue`)."""
+    @property
+    def connections(self) -> int:
+        """How many times the session has connected."""
+    @property
+    def last_error(self) -> str | None: ...
 
 def merge_profiles(
     groups: Sequence[Sequence[bytes]], threads: int | None = None

@@ -34,6 +34,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<drift::schema_python::PyValidator>()?;
     m.add_class::<telemetry::python::PyTelemetryBatch>()?;
     m.add_function(wrap_pyfunction!(telemetry::python::merge_profiles, m)?)?;
+    m.add_class::<telemetry::subscriber_python::PyTelemetrySubscriber>()?;
+    m.add_class::<telemetry::subscriber_python::PyTelemetryDelivery>()?;
     m.add("TELEMETRY_MAX_BYTES", telemetry::frame::MAX_FRAME_BYTES)?;
     Ok(())
 }

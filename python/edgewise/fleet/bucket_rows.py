@@ -122,7 +122,7 @@ def _merge_each(groups: Sequence[Sequence[bytes]]) -> list[tuple[bytes | None, i
     """`merge_profiles` of each group, except that a group of one profile (already merged, or
     stored) is kept as it is: a device's first window of a bucket costs no parse and write."""
     merging = [group for group in groups if len(group) > 1]
-    merged = iter(merge_profiles(merging, threads=1))
+    merged = iter(merge_profiles(merging))  # groups in parallel, on every core
     return [next(merged) if len(g) > 1 else (g[0] if g else None, 0) for g in groups]
 
 

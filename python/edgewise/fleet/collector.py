@@ -49,13 +49,21 @@ class Collector:
         """Store and merge `(device id, telemetry)` pairs, each a `Telemetry` or the raw frame
         the device published; the number of windows newly stored (the others were
         redeliveries or refused: counted in `rejected`, `unattributed`)."""
-        payloads = [_payload(device, message) for device, message in batch]
-        frames = TelemetryBatch([p or b"" for p in payloads], threads=1)
-        parsed: dict[str, Parsed] = {}
-        for index, ((device, _), fields) in enumerate(zip(batch, frames.windows(), strict=True)):
-            if payloads[index] is None:
+        devices, payloads = [], []
+        for device, message in batch:
+            payload = _payload(device, message)
+            if payload is None:
                 self._count(rejected=1)
-                continue
+            else:
+                devices.append(device)
+                payloads.append(payload)
+        return self.record_frames(devices, TelemetryBatch(payloads, threads=1))
+
+    def record_frames(self, devices: Sequence[str], frames: TelemetryBatch) -> int:
+        """`record` for frames already decoded (as `TelemetrySubscriber` hands them over),
+        `devices[i]` the device that sent frame `i`."""
+        parsed: dict[str, Parsed] = {}
+        for index, (device, fields) in enumerate(zip(devices, frames.windows(), strict=True)):
             item = self._parse(device, index, fields)
             if item is not None:
                 parsed.setdefault(item.window.message_id or "", item)

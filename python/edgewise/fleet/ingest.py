@@ -10,6 +10,12 @@ batch's telemetry frames in one Rust call that releases the GIL, so the network 
 reading meanwhile. The device id always comes from the topic, which the broker's ACL ties to
 the MQTT username; nothing in a body can claim another device.
 
+With a `TelemetrySubscriber` (the Rust core's own MQTT session, the service's choice),
+telemetry does not pass through paho at all: that session's thread receives and queues the
+frames, a second worker takes them a batch at a time already decoded (one call), records them
+(`Collector.record_frames`) and only then acknowledges them to the broker, so a crash before the
+commit loses nothing: the broker redelivers, and the store counts each window once.
+
 Losing nothing at QoS 1: the control client's session is persistent (`Connection` connects
 with clean_session False and a stable client id), so the broker queues messages while the
 service is away. A full queue blocks the network thread, which stops reading the socket: the
@@ -28,6 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from .._core import TelemetryDelivery, TelemetrySubscriber
 from ..exceptions import StoreError
 from ..transport.backoff import Backoff
 from ..transport.client import Connection
@@ -72,8 +79,11 @@ class Ingest:
         queue_size: int = 20_000,
         retry_initial: float = 0.1,
         retry_max: float = 5.0,
+        telemetry: TelemetrySubscriber | None = None,
     ) -> None:
         self.connection = connection
+        self.telemetry = telemetry
+        self._kinds = (Kind.STATE, Kind.EVENTS) + (() if telemetry else (Kind.TELEMETRY,))
         self.registry = registry
         self.collector = collector
         self.batch_size = batch_size
@@ -88,12 +98,19 @@ class Ingest:
         self._stopping = threading.Event()  # no more messages will be taken in
         self._abandon = threading.Event()  # stop retrying a failing store
         self._worker = threading.Thread(target=self._run, name="fleet-ingest", daemon=True)
+        self._telemetry_worker = threading.Thread(
+            target=self._run_telemetry, name="fleet-telemetry", daemon=True
+        )
 
     def start(self) -> Ingest:
         """Subscribe and start the worker (before or after the connection is started)."""
-        for kind in (Kind.STATE, Kind.EVENTS, Kind.TELEMETRY):
+        for kind in self._kinds:
             self.connection.subscribe(all_devices(kind), self._receive)
+        if self.telemetry is not None:  # an earlier version's session read telemetry too
+            self.connection.give_up(all_devices(Kind.TELEMETRY))
         self._worker.start()
+        if self.telemetry is not None:
+            self._telemetry_worker.start()
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -102,16 +119,20 @@ class Ingest:
 
         Stop the connection first: paho acknowledges a message once it is handed over, so one
         arriving after this is dropped (counted as lost) although the broker thinks it
-        delivered."""
-        for kind in (Kind.STATE, Kind.EVENTS, Kind.TELEMETRY):
+        delivered. Telemetry of the `TelemetrySubscriber` not yet committed stays with the
+        broker (its session is disconnected last)."""
+        for kind in self._kinds:
             self.connection.remove_handler(all_devices(kind), self._receive)
         self._stopping.set()
-        if not self._worker.is_alive():
-            return
-        self._worker.join(timeout)
-        if self._worker.is_alive():
+        workers = [w for w in (self._worker, self._telemetry_worker) if w.is_alive()]
+        for worker in workers:
+            worker.join(timeout)
+        if any(w.is_alive() for w in workers):
             self._abandon.set()
-            self._worker.join(timeout)
+            for worker in workers:
+                worker.join(timeout)
+        if self.telemetry is not None:
+            self.telemetry.stop()
 
     def counts(self) -> IngestCounts:
         with self._lock:
@@ -119,7 +140,8 @@ class Ingest:
         counts["rejected"] += (
             self.connection.dropped + self.registry.rejected + self.collector.rejected
         )
-        return IngestCounts(queue_depth=self._queue.qsize(), **counts)
+        pending = 0 if self.telemetry is None else self.telemetry.pending
+        return IngestCounts(queue_depth=self._queue.qsize() + pending, **counts)
 
     # -- network thread ----------------------------------------------------------------------
 
@@ -153,6 +175,39 @@ class Ingest:
             elif self._stopping.is_set():
                 return
 
+    def _run_telemetry(self) -> None:
+        """Takes the subscriber's batches, records them, then acknowledges them."""
+        assert self.telemetry is not None
+        while not self._stopping.is_set():
+            delivery = self.telemetry.next_batch()
+            if delivery is None:
+                continue
+            self._add(received=len(delivery), batches=1)
+            if self._record_delivery(delivery):
+                self.telemetry.commit(delivery)
+
+    def _record_delivery(self, delivery: TelemetryDelivery) -> bool:
+        """Whether the delivery is done with (stored, or refused for good): then it is acked."""
+        for topic, reason in delivery.refused:
+            self._add(rejected=1)
+            log.warning("%s: telemetry dropped: %s", topic, reason)
+        devices, frames = delivery.devices, delivery.frames
+        if not devices:
+            return True
+        try:
+            return self._record_windows(
+                len(devices), lambda: self.collector.record_frames(devices, frames), held=True
+            )
+        except Exception:
+            # Something in the batch that no retry will fix: store the frames one at a time, as
+            # `_dispatch` does, and ack them all (the ones that fail would fail again).
+            log.exception(
+                "a telemetry batch of %d frames failed; storing them one by one", len(devices)
+            )
+            for index, device in enumerate(devices):
+                self._dispatch_one((device, frames.payload(index)))
+            return True
+
     def _next_batch(self) -> list[Item]:
         try:
             batch = [self._queue.get(timeout=0.1)]
@@ -181,12 +236,15 @@ class Ingest:
             # Something in the batch that no retry will fix: find it by storing one at a time.
             log.exception("a batch of %d messages failed; storing them one by one", len(batch))
             for item in batch:
-                try:
-                    self._store(*_split([item]))
-                except Exception:
-                    self._add(rejected=1)
-                    log.exception("device %s: message %s could not be stored", *_who(item))
+                self._dispatch_one(item)
         self._add(batches=1)
+
+    def _dispatch_one(self, item: Item) -> None:
+        try:
+            self._store(*_split([item]))
+        except Exception:
+            self._add(rejected=1)
+            log.exception("device %s: message %s could not be stored", *_who(item))
 
     def _store(
         self,
@@ -201,13 +259,20 @@ class Ingest:
                 states = len(reports) - events - (self.registry.rejected - refused)
                 self._add(stored=states + new_events, duplicates=events - new_events)
         if windows:
-            refused = self.collector.rejected + self.collector.unattributed
-            new_windows = self._retrying(lambda: self.collector.record(windows), len(windows))
-            if new_windows is not None:
-                refused = self.collector.rejected + self.collector.unattributed - refused
-                self._add(stored=new_windows, duplicates=len(windows) - new_windows - refused)
+            self._record_windows(len(windows), lambda: self.collector.record(windows))
 
-    def _retrying(self, call: Callable[[], T], size: int) -> T | None:
+    def _record_windows(self, size: int, record: Callable[[], int], *, held: bool = False) -> bool:
+        """Runs `record` (of `size` windows) with retries and counts the outcome; False if
+        `stop` gave up on it (`held`: the broker still holds those messages, nothing is lost)."""
+        refused = self.collector.rejected + self.collector.unattributed
+        new_windows = self._retrying(record, size, held=held)
+        if new_windows is None:
+            return False
+        refused = self.collector.rejected + self.collector.unattributed - refused
+        self._add(stored=new_windows, duplicates=size - new_windows - refused)
+        return True
+
+    def _retrying(self, call: Callable[[], T], size: int, *, held: bool = False) -> T | None:
         """`call()`, retried while the store fails; None if `stop` gave up on it."""
         backoff = Backoff(*self._retry)
         while True:
@@ -217,6 +282,9 @@ class Ingest:
                 self._add(store_errors=1)
                 log.warning("store unavailable, a batch of %d messages waits: %s", size, exc)
             if self._abandon.wait(backoff.next_delay()):
+                if held:
+                    log.error("stopping with the store unavailable: %d messages left queued", size)
+                    return None
                 self._add(lost=size)
                 log.error("stopping with the store unavailable: %d messages not stored", size)
                 return None

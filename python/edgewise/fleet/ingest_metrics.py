@@ -36,6 +36,18 @@ class IngestMetrics(PrometheusCollector):
             "Messages waiting for the ingest worker",
             value=counts.queue_depth,
         )
+        telemetry = self._ingest.telemetry
+        if telemetry is not None:
+            yield GaugeMetricFamily(
+                "edgewise_telemetry_session_connected",
+                "1 while the telemetry session is connected and subscribed",
+                value=int(telemetry.connected),
+            )
+            yield CounterMetricFamily(
+                "edgewise_telemetry_session_connections",
+                "Times the telemetry session connected (reconnects: this minus one)",
+                value=telemetry.connections,
+            )
         collector = self._ingest.collector
         yield CounterMetricFamily(
             "edgewise_collector_corrupt_profiles",

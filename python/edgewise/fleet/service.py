@@ -30,6 +30,7 @@ from tuf.api.metadata import Metadata, Root
 
 from ..exceptions import EdgewiseError
 from ..transport.client import Connection
+from ..transport.telemetry_session import telemetry_subscriber
 from ..trust.keys import PRIVATE_SUFFIX, PUBLIC_SUFFIX, load_signer, read_public_key
 from .alerts import AlertEvaluator
 from .api import create_app
@@ -50,6 +51,7 @@ log = logging.getLogger("edgewise.control")
 #: The MQTT client id of the control plane: stable, so the broker keeps its session (and queues
 #: devices' messages) across restarts.
 CLIENT_ID = "edgewise-control"
+TELEMETRY_CLIENT_ID = "edgewise-control-telemetry"
 CONNECT_TIMEOUT = 30.0
 START_TIMEOUT = 30.0
 
@@ -94,7 +96,9 @@ class ControlService:
         references = ReferenceProfiles(config.repository)
         collector = Collector(store, references, window=config.collector_window)
         # Subscribed before the connection starts: the broker's queued session is read at once.
-        ingest = Ingest(connection, Registry(store), collector).start()
+        # Telemetry has a session of its own, read by the Rust core (fleet/ingest.py).
+        telemetry = telemetry_subscriber(TELEMETRY_CLIENT_ID, config.broker)
+        ingest = Ingest(connection, Registry(store), collector, telemetry=telemetry).start()
         control = ControlSide(connection, config.repository, _operator(config.operator_keys))
         control.start()
         publisher = MetadataPublisher(control)

@@ -79,7 +79,9 @@ class Connection:
         self.will = will
         self.loop = loop  # None: the connection runs its own network thread
         self.dropped = 0  # payloads that failed their checks
+        self.unexpected = 0  # messages on no filter this connection subscribes to
         self._subscriptions: dict[str, list[Handler]] = {}
+        self._given_up: set[str] = set()  # filters to unsubscribe from on every connection
         self._connect_listeners: list[Callable[[], None]] = []
         self._ready_listeners: list[Callable[[], None]] = []
         self._publish_listeners: list[Callable[[int], None]] = []
@@ -115,6 +117,7 @@ class Connection:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_unexpected
         if self.loop is not None:
             self.loop.attach(self, client)
         return client
@@ -136,6 +139,12 @@ class Connection:
         self._client.message_callback_add(topic_filter, self._dispatcher(topic_filter))
         if self._client.is_connected():
             self._subscribe([topic_filter])
+
+    def give_up(self, topic_filter: str) -> None:
+        """Unsubscribe from `topic_filter` on every connection: a subscription that an earlier
+        version left in this persistent session would otherwise keep the broker sending it."""
+        with self._lock:
+            self._given_up.add(topic_filter)
 
     def remove_handler(self, topic_filter: str, handler: Handler) -> None:
         """Stop calling `handler` for `topic_filter`. The broker subscription stays: a device
@@ -304,6 +313,9 @@ class Connection:
         self._backoff.reset()
         with self._lock:
             topic_filters = list(self._subscriptions)
+            given_up = list(self._given_up)
+        if given_up:
+            client.unsubscribe(given_up)  # before the SUBSCRIBE: ready means it is gone too
         if topic_filters:
             self._subscribe(topic_filters)
         else:
@@ -335,6 +347,9 @@ class Connection:
             ready = not self._pending_subscribes and client.is_connected()
         if ready:
             self._became_ready()
+
+    def _on_unexpected(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        self.unexpected += 1
 
     def _on_disconnect(
         self, client: paho.Client, userdata: Any, flags: Any, reason: Any, _: Any

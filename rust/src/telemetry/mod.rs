@@ -4,6 +4,8 @@
 
 pub mod frame;
 pub mod python;
+pub mod subscriber;
+pub mod subscriber_python;
 
 use crate::profile::Profile;
 pub use frame::{decode, Frame};

@@ -22,6 +22,21 @@ pub struct PyTelemetryBatch {
 
 type Merged = (HashMap<String, Vec<u8>>, usize);
 
+impl PyTelemetryBatch {
+    /// A batch of `payloads` already decoded (`decoded[i]` from `payloads[i]`).
+    pub fn from_decoded(
+        payloads: Vec<Vec<u8>>,
+        decoded: Vec<Result<Decoded, String>>,
+        pool: Arc<rayon::ThreadPool>,
+    ) -> Self {
+        Self {
+            payloads,
+            decoded: Mutex::new(decoded),
+            pool,
+        }
+    }
+}
+
 #[pymethods]
 impl PyTelemetryBatch {
     #[new]
@@ -41,11 +56,7 @@ impl PyTelemetryBatch {
                     .collect()
             })
         });
-        Ok(Self {
-            payloads,
-            decoded: Mutex::new(decoded),
-            pool,
-        })
+        Ok(Self::from_decoded(payloads, decoded, pool))
     }
 
     fn __len__(&self) -> usize {
@@ -65,6 +76,14 @@ impl PyTelemetryBatch {
                 Ok(d) => fields(py, d),
             })
             .collect()
+    }
+
+    /// Payload `index` as received.
+    fn payload<'py>(&self, py: Python<'py>, index: usize) -> PyResult<Bound<'py, PyBytes>> {
+        let payload = self.payloads.get(index).ok_or_else(|| {
+            pyo3::exceptions::PyIndexError::new_err(format!("no payload {index} in the batch"))
+        })?;
+        Ok(PyBytes::new(py, payload))
     }
 
     /// The raw profile bytes of payload `index`, by role (those of refused payloads: none).
