@@ -9,7 +9,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/edgewise/cargo-target
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help dev demo test lint format test-rust test-python system-deps bench clean
+.PHONY: help dev demo test lint format test-rust test-python build-deps system-deps bench clean
 
 help:
 	@echo "make demo   set up and run the demo"
@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip "maturin>=1.9,<2"
 	touch $@
 
-dev: $(VENV)/.installed system-deps
+dev: $(VENV)/.installed build-deps
 	$(BIN)/maturin develop --release --quiet --extras dev,control
 
 demo: dev
@@ -41,13 +41,16 @@ format: dev
 	$(BIN)/ruff format python tests benches
 	cargo fmt --all
 
-test-rust: system-deps
+test-rust: build-deps
 	cargo test --release --locked
 
-# Debian packages the tests run for real (a headless browser, Mosquitto, PostgreSQL) and the
-# build needs (OpenSSL headers); installs only what is missing.
+# Debian packages the build needs (OpenSSL headers), and those plus what the tests run for real
+# (a headless browser, Mosquitto, PostgreSQL); each installs only what is missing.
+build-deps:
+	bash tests/system_deps.sh build
+
 system-deps:
-	bash tests/system_deps.sh
+	bash tests/system_deps.sh test
 
 test-python: dev system-deps
 	$(BIN)/python -m pytest -m "not slow"

@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
-# Installs the Debian packages that the test suite runs for real (it mocks no browser or server).
-# Idempotent and quiet: it does nothing when every package is already there, and it refreshes the
+# Installs the Debian packages that building edgewise needs (`system_deps.sh build`, run by
+# `make dev`) or that and what the test suite runs for real (`system_deps.sh`, run by `make test`:
+# it mocks no browser or server). Idempotent and quiet: it does nothing when every package is already there, and it refreshes the
 # package lists only when apt cannot otherwise find or fetch a package. Runs as root (as CI does
 # on a fresh Debian bookworm machine), or through sudo when that is available.
 set -euo pipefail
 
 # One Debian package a line, with what needs it. Add new ones here.
-PACKAGES=(
+BUILD_PACKAGES=(
+    libssl-dev        # the Rust core's MQTT client (rumqttc) speaks TLS through the system OpenSSL
+    pkg-config        # ... and openssl-sys finds it with pkg-config at build time
+)
+TEST_PACKAGES=(
     chromium          # tests/test_drift_html.py renders the drift report in a real browser
     postgresql        # tests/test_fleet_*.py run the control-plane store on a real PostgreSQL
     fonts-dejavu-core # so that the browser has a font to draw the report's text with
     mosquitto         # tests/mqtt_broker.py runs the real broker for the transport tests
     mosquitto-clients # mosquitto_sub/pub, for looking at a test broker by hand
     openssl           # tests/mqtt_broker.py makes a throwaway CA for the TLS tests
-    libssl-dev        # the Rust core's MQTT client (rumqttc) speaks TLS through the system OpenSSL
-    pkg-config        # ... and openssl-sys finds it with pkg-config at build time
 )
+
+case "${1:-test}" in
+    build) PACKAGES=("${BUILD_PACKAGES[@]}") ;;
+    test) PACKAGES=("${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}") ;;
+    *) echo "usage: system_deps.sh [build|test]" >&2; exit 2 ;;
+esac
 
 is_installed() {
     [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = "installed" ]
