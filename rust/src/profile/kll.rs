@@ -1075,6 +1075,19 @@ mod tests {
     }
 
     #[test]
+    fn update_many_after_merges_stays_within_capacity_and_bound() {
+        let mut merged = sketch(Kll::DEFAULT_K, &data("uniform", 30_000, 26));
+        merged.merge(&sketch(50, &data("lognormal", 30_000, 27)));
+        let more = data("uniform", 10 * RUN + 3, 28);
+        merged.update_many(&more);
+        assert!(merged.retained() <= merged.capacity);
+        assert_eq!(merged.items.len(), merged.capacity);
+        assert_eq!(merged.n(), 60_000 + more.len() as u64);
+        merged.validate().unwrap();
+        round_trip(&merged);
+    }
+
+    #[test]
     fn merging_empty_sketches_changes_nothing() {
         let full = sketch(Kll::DEFAULT_K, &data("uniform", 10_000, 5));
         let mut merged = full.clone();
