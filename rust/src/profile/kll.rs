@@ -181,37 +181,85 @@ impl Kll {
     /// lowest levels halve a whole run at a time instead of a dozen items every few updates.
     pub fn update_many(&mut self, values: &[f64]) {
         let mut runs = values.chunks_exact(RUN);
-        let mut run = Vec::with_capacity(RUN);
-        let (mut keys, mut scratch) = (Vec::with_capacity(RUN), Vec::with_capacity(RUN));
+        let mut buffers = RunBuffers::default();
         for chunk in &mut runs {
-            run.clear();
-            run.extend_from_slice(chunk);
-            sort_run(&mut run, &mut keys, &mut scratch);
-            self.insert_sorted_run(&run);
+            sort_run(
+                chunk,
+                &mut buffers.run,
+                &mut buffers.keys,
+                &mut buffers.scratch,
+            );
+            self.insert_sorted_run(&mut buffers);
         }
         runs.remainder()
             .iter()
             .for_each(|&value| self.update(value));
     }
 
-    /// Stacks `run`, ascending, onto level 0 (sorting what level 0 holds), then compacts.
-    fn insert_sorted_run(&mut self, run: &[f64]) {
+    /// Stacks `buffers.run`, ascending, onto level 0 and compacts upwards in one pass as
+    /// `restack` does (the same items and coin flips), but carrying each level's kept half up
+    /// in reused buffers instead of rebuilding the sketch: no allocation unless it gains a level.
+    fn insert_sorted_run(&mut self, buffers: &mut RunBuffers) {
+        let RunBuffers {
+            run,
+            carry,
+            merged,
+            stacked,
+            bounds,
+            ..
+        } = buffers;
         let (Some(&low), Some(&high)) = (run.first(), run.last()) else {
             return;
         };
         self.min = self.min.min(low);
         self.max = self.max.max(high);
         self.n += run.len() as u64;
-        let mut level_zero = self.level(0).to_vec();
-        sort_ascending(&mut level_zero);
-        let mut items = Vec::with_capacity(self.retained() + run.len());
-        merge_sorted(&level_zero, run, &mut items);
-        let mut levels = vec![0, items.len()];
-        for height in 1..self.num_levels() {
-            items.extend_from_slice(self.level(height));
-            levels.push(items.len());
+        let zero = self.levels[0]..self.levels[1];
+        sort_ascending(&mut self.items[zero.clone()]);
+        carry.clear();
+        merge_sorted(&self.items[zero], run, carry);
+        let mut retained = self.retained() - self.level(0).len() + carry.len();
+        stacked.clear();
+        bounds.clear();
+        bounds.push(0);
+        let mut height = 0;
+        while height < self.num_levels() {
+            // `carry` becomes level `height` as general_compress would find it.
+            if height > 0 {
+                merged.clear();
+                merge_sorted(carry, self.level(height), merged);
+                std::mem::swap(carry, merged);
+            }
+            if retained >= self.capacity && carry.len() >= self.capacities[height] {
+                if height + 1 == self.num_levels() {
+                    self.levels.push(self.items.len());
+                    self.set_capacities();
+                }
+                retained -= halve(carry, &mut self.coin, stacked);
+            } else {
+                stacked.extend_from_slice(carry);
+                carry.clear();
+            }
+            bounds.push(stacked.len());
+            height += 1;
         }
-        self.restack(items, levels);
+        self.install(stacked, bounds);
+    }
+
+    /// Takes `stacked` in `bounds` (levels from 0, possibly exactly at capacity) as the
+    /// sketch's items, at the end of the buffer.
+    fn install(&mut self, stacked: &[f64], bounds: &[usize]) {
+        let size = self.capacity.max(stacked.len());
+        if self.items.len() != size {
+            self.items = vec![0.0; size];
+        }
+        let start = size - stacked.len();
+        self.items[start..].copy_from_slice(stacked);
+        self.levels.clear();
+        self.levels.extend(bounds.iter().map(|bound| bound + start));
+        if self.levels[0] == 0 {
+            self.make_room();
+        }
     }
 
     #[inline]
@@ -631,13 +679,15 @@ fn sort_ascending(items: &mut [f64]) {
 /// orders values agreeing on those bits. Past a budget of moves (many values agree: a run of
 /// few distinct values, or sorted input with a wide range) the insertion pass hands over to
 /// the comparison sort, which is fast on such input.
-fn sort_run(items: &mut [f64], keys: &mut Vec<u64>, scratch: &mut Vec<u64>) {
+fn sort_run(values: &[f64], run: &mut Vec<f64>, keys: &mut Vec<u64>, scratch: &mut Vec<u64>) {
     const DIGIT: u32 = 11;
-    if items.is_sorted() {
+    run.clear();
+    if values.is_sorted() {
+        run.extend_from_slice(values);
         return;
     }
     keys.clear();
-    keys.extend(items.iter().map(|&value| order_key(value)));
+    keys.extend(values.iter().map(|&value| order_key(value)));
     let (low, high) = keys.iter().fold((u64::MAX, 0), |(low, high), &key| {
         (low.min(key), high.max(key))
     });
@@ -686,9 +736,7 @@ fn sort_run(items: &mut [f64], keys: &mut Vec<u64>, scratch: &mut Vec<u64>) {
             break;
         }
     }
-    for (item, &key) in items.iter_mut().zip(keys.iter()) {
-        *item = from_order_key(key);
-    }
+    run.extend(keys.iter().map(|&key| from_order_key(key)));
 }
 
 /// A u64 that orders as the f64 does (for non-NaN values; -0.0 just below 0.0).
@@ -707,6 +755,36 @@ fn from_order_key(key: u64) -> f64 {
     } else {
         !key
     })
+}
+
+/// Buffers `update_many` reuses from run to run.
+#[derive(Default)]
+struct RunBuffers {
+    /// The run, sorted.
+    run: Vec<f64>,
+    keys: Vec<u64>,
+    scratch: Vec<u64>,
+    /// What a level passes up to the next, then that level with it merged in.
+    carry: Vec<f64>,
+    merged: Vec<f64>,
+    /// The new levels, bottom first, and their bounds.
+    stacked: Vec<f64>,
+    bounds: Vec<usize>,
+}
+
+/// Compacts the ascending `level` as `Kll::compact` does: with an odd count the first item
+/// stays behind (appended to `stays`), then every other item from a random start is kept in
+/// `level`. Returns how many were kept (the count the sketch loses).
+fn halve(level: &mut Vec<f64>, coin: &mut Coin, stays: &mut Vec<f64>) -> usize {
+    let odd = level.len() % 2;
+    stays.extend_from_slice(&level[..odd]);
+    let half = (level.len() - odd) / 2;
+    let from = odd + coin.bit();
+    for kept in 0..half {
+        level[kept] = level[from + 2 * kept];
+    }
+    level.truncate(half);
+    half
 }
 
 /// Appends the merge of two ascending slices to `out`.
@@ -900,10 +978,9 @@ mod tests {
                     .collect(),
             );
         }
-        let (mut keys, mut scratch) = (Vec::new(), Vec::new());
+        let (mut sorted, mut keys, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
         for run in runs {
-            let mut sorted = run.clone();
-            sort_run(&mut sorted, &mut keys, &mut scratch);
+            sort_run(&run, &mut sorted, &mut keys, &mut scratch);
             let mut expected = run;
             expected.sort_by(f64::total_cmp);
             // f64 equality: -0.0 and 0.0 may come in either order, as for the sketch.
@@ -994,6 +1071,19 @@ mod tests {
             merged.update(value);
             assert!(merged.retained() <= merged.capacity);
         }
+        round_trip(&merged);
+    }
+
+    #[test]
+    fn update_many_after_merges_stays_within_capacity_and_bound() {
+        let mut merged = sketch(Kll::DEFAULT_K, &data("uniform", 30_000, 26));
+        merged.merge(&sketch(50, &data("lognormal", 30_000, 27)));
+        let more = data("uniform", 10 * RUN + 3, 28);
+        merged.update_many(&more);
+        assert!(merged.retained() <= merged.capacity);
+        assert_eq!(merged.items.len(), merged.capacity);
+        assert_eq!(merged.n(), 60_000 + more.len() as u64);
+        merged.validate().unwrap();
         round_trip(&merged);
     }
 
