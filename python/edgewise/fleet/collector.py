@@ -4,9 +4,10 @@ fleet, and measures drift of the merged inputs against the bundle's reference pr
 
 Built for throughput: a batch arrives as the raw telemetry frames devices sent; one Rust call
 (`TelemetryBatch`, without the GIL) decodes and checks them all and parses their profiles, a
-bad frame refused by itself. The redelivery check, the merging (a second and third Rust call:
-each device's windows per bucket, then those into the stored rows and the fleet's buckets) and
-the writes all share one transaction.
+bad frame refused by itself; another builds the store's window rows (numbers checked for the
+store), so no Python object is made per message unless something went wrong. The redelivery
+check, the merging (more Rust calls: each device's windows per bucket, then those into the
+stored rows and the fleet's buckets, counters summed) and the writes share one transaction.
 """
 
 from __future__ import annotations
