@@ -15,7 +15,7 @@ from edgewise import Bundle, Profile
 from edgewise.datasets import FEATURES, credit_frame
 from edgewise.fleet.collector import Collector, latency_quantile
 from edgewise.fleet.references import ReferenceProfiles, worst_metrics
-from edgewise.fleet.store import Store
+from edgewise.fleet.store import MAX_INTEGER, Store
 from edgewise.profiles import profile
 from edgewise.transport.messages import BundleRef, Telemetry
 
@@ -99,6 +99,24 @@ def test_a_corrupt_profile_is_skipped_and_its_window_kept(
     assert (point["windows"], point["requests"], point["corrupt_profiles"]) == (2, 15, 2)
     merged = collector.current_profile((ref.name, ref.version), since=0.0)
     assert merged is not None and merged.rows == 40
+
+
+def test_a_window_with_a_counter_out_of_range_is_refused_alone(
+    store: Store, references: ReferenceProfiles, ref: BundleRef
+) -> None:
+    collector = Collector(store, references)
+    good = window(ref, 1000.0, inputs=input_profile(40, 1), requests=7, slow=2)
+    too_many = window(ref, 1001.0, inputs=input_profile(40, 2), requests=MAX_INTEGER + 1)
+    fields = _fields(window(ref, 1002.0, inputs=None))
+    negative = Telemetry(**{**fields, "metrics": {**fields["metrics"], "latency_le_5ms": -1}})
+    assert collector.record([("d1", good), ("d2", too_many), ("d3", negative)]) == 1
+    assert collector.rejected == 2
+    [point] = collector.series((ref.name, ref.version))
+    assert (point["windows"], point["requests"]) == (1, 7)
+    assert point["latency_histogram"]["latency_over_1000ms"] == 2
+    [stored] = store.telemetry(ref.name, ref.version)
+    assert (stored.device_id, stored.message_id, stored.count) == ("d1", f"d1/{good.id}", 7)
+    assert stored.latency == {k: v for k, v in good.metrics.items() if k.startswith("latency_")}
 
 
 def test_windows_without_a_bundle_are_not_merged(

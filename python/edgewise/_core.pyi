@@ -242,6 +242,27 @@ class TelemetryBatch:
         (bundle `(name, version, sha256 hex, length)` or None; roles whose profiles parsed;
         `(role, reason)` of those that did not), or why the payload was refused."""
 
+    def rows(
+        self, devices: Sequence[str], max_integer: int
+    ) -> tuple[
+        list[tuple[str, str, str, int, float, float, int, int, str, int]],
+        list[tuple[int, str, str]],
+        int,
+        list[tuple[str, str, str, str]],
+    ]:
+        """The store's rows of the batch, `devices[i]` the sender of frame `i`: `(rows,
+        refused, unattributed, corrupt)`. Rows: `telemetry_windows`' columns (device, message
+        key, bundle name, version, start, end, count, errors, latency JSON) then the frame's
+        index, the first of each message key only; refused `(index, device, reason)`: frames
+        that did not decode or whose version or counters fall outside [0, `max_integer`];
+        unattributed: windows of no bundle; corrupt `(device, message id, role, reason)`."""
+
+    def totals(
+        self, groups: Sequence[Sequence[int]]
+    ) -> list[tuple[float, float, float, dict[str, float], int]]:
+        """Per group of frame indices: requests, rows, errors and latency buckets summed, and
+        how many of their profiles were unreadable."""
+
     def payload(self, index: int) -> bytes:
         """Payload `index` as received."""
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from .._core import TelemetryBatch, merge_profiles
-from .store import Aggregate, DeviceProfiles, StoredRows, TelemetryWindow
+from .store import Aggregate, DeviceProfiles, StoredRows, WindowRow
 
 ROLES = ("inputs", "outputs")
 #: Metrics of a window that are counters: summed over windows and devices.
@@ -22,29 +22,18 @@ DeviceKey = tuple[str, str, int, float]  # device, bundle name, version, bucket 
 BucketKey = tuple[str, int, float]  # bundle name, version, bucket start
 
 
-@dataclass(frozen=True)
-class Parsed:
-    """A window ready to store: where its frame is in the batch, its counters."""
-
-    window: TelemetryWindow
-    index: int
-    counters: dict[str, float]
-    corrupt: int  # profiles of the window that could not be read
-
-
 def summarize(
-    frames: TelemetryBatch, items: Sequence[Parsed], stored: StoredRows, seconds: float
+    frames: TelemetryBatch, rows: Sequence[WindowRow], stored: StoredRows, seconds: float
 ) -> tuple[list[DeviceProfiles], list[Aggregate], int]:
-    """The rows the fresh windows `items` make in buckets of `seconds`, with what those buckets
-    already held: each device's and the fleet's; and how many profiles could not be merged."""
-    by_device: dict[DeviceKey, list[Parsed]] = defaultdict(list)
-    for item in items:
-        w = item.window
-        start = math.floor(w.window_start / seconds) * seconds
-        by_device[(w.device_id, w.bundle_name, w.bundle_version, start)].append(item)
+    """The rows the fresh window `rows` of `frames` make in buckets of `seconds`, with what
+    those buckets already held: each device's and the fleet's; and how many profiles could not
+    be merged."""
+    by_device: dict[DeviceKey, list[int]] = defaultdict(list)
+    for device, _, name, version, start, _, _, _, _, index in rows:
+        by_device[(device, name, version, math.floor(start / seconds) * seconds)].append(index)
     devices = list(by_device)
     # Each device's new windows merged (one Rust call over the batch's frames) ...
-    new = frames.merge([[item.index for item in by_device[key]] for key in devices])
+    new = frames.merge([by_device[key] for key in devices])
     by_bucket: dict[BucketKey, list[int]] = defaultdict(list)
     for position, key in enumerate(devices):
         by_bucket[key[1:]].append(position)
@@ -78,15 +67,17 @@ def summarize(
                 output_profile=outputs,
             )
         )
+    # The counters and latency buckets of each fleet bucket's windows, summed in Rust.
+    members = [[i for p in by_bucket[b] for i in by_device[devices[p]]] for b in buckets]
+    totals = frames.totals(members)
     aggregates = []
     unmerged = 0
-    for bucket in buckets:
+    for bucket, indices, total in zip(buckets, members, totals, strict=True):
         (inputs, skip_in), (outputs, skip_out) = next(merged), next(merged)
-        members = [i for p in by_bucket[bucket] for i in by_device[devices[p]]]
-        corrupt = sum(i.corrupt for i in members) + skipped[bucket] + skip_in + skip_out
-        unmerged += skipped[bucket] + skip_in + skip_out
-        total = _added(stored_buckets.get(bucket), bucket, seconds, members, corrupt)
-        aggregates.append(replace(total, input_profile=inputs, output_profile=outputs))
+        lost = skipped[bucket] + skip_in + skip_out
+        unmerged += lost
+        row = _added(stored_buckets.get(bucket), bucket, seconds, len(indices), total, lost)
+        aggregates.append(replace(row, input_profile=inputs, output_profile=outputs))
     return device_rows, aggregates, unmerged
 
 
@@ -94,27 +85,25 @@ def _added(
     held: Aggregate | None,
     bucket: BucketKey,
     seconds: float,
-    members: Sequence[Parsed],
-    corrupt: int,
+    windows: int,
+    totals: tuple[float, float, float, dict[str, float], int],
+    unmerged: int,
 ) -> Aggregate:
-    """`held` (or an empty bucket) with the counters and latency histogram of `members`."""
+    """`held` (or an empty bucket) with `windows` more windows whose summed counters, latency
+    buckets and unreadable profiles are `totals`, and `unmerged` profiles that did not merge."""
     total = held or Aggregate(*bucket, bucket_seconds=seconds)
+    requests, rows, errors, added_latency, corrupt = totals
     latency: dict[str, float] = defaultdict(float, total.latency)
-    counters = {"requests": total.requests, "rows": total.rows, "errors": total.errors}
-    for item in members:
-        for key, value in item.window.latency.items():
-            if key.startswith(LATENCY_PREFIXES):
-                latency[key] += value
-        for counter, value in item.counters.items():
-            counters[counter] += value
+    for key, value in added_latency.items():
+        latency[key] += value
     return replace(
         total,
-        windows=total.windows + len(members),
-        requests=counters["requests"],
-        rows=counters["rows"],
-        errors=counters["errors"],
+        windows=total.windows + windows,
+        requests=total.requests + requests,
+        rows=total.rows + rows,
+        errors=total.errors + errors,
         latency=dict(latency),
-        corrupt_profiles=total.corrupt_profiles + corrupt,
+        corrupt_profiles=total.corrupt_profiles + corrupt + unmerged,
     )
 
 

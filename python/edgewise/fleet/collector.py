@@ -4,9 +4,10 @@ fleet, and measures drift of the merged inputs against the bundle's reference pr
 
 Built for throughput: a batch arrives as the raw telemetry frames devices sent; one Rust call
 (`TelemetryBatch`, without the GIL) decodes and checks them all and parses their profiles, a
-bad frame refused by itself. The redelivery check, the merging (a second and third Rust call:
-each device's windows per bucket, then those into the stored rows and the fleet's buckets) and
-the writes all share one transaction.
+bad frame refused by itself; another builds the store's window rows (numbers checked for the
+store), so no Python object is made per message unless something went wrong. The redelivery
+check, the merging (more Rust calls: each device's windows per bucket, then those into the
+stored rows and the fleet's buckets, counters summed) and the writes share one transaction.
 """
 
 from __future__ import annotations
@@ -20,11 +21,9 @@ from .._core import Profile, TelemetryBatch, merge_profiles
 from ..exceptions import MessageError
 from ..profiles import DriftReport, drift
 from ..transport.messages import Telemetry, encode
-from ..transport.telemetry_frame import WindowFields
-from .bucket_rows import COUNTERS, LATENCY_PREFIXES, Parsed, summarize
+from .bucket_rows import LATENCY_PREFIXES, summarize
 from .references import ReferenceProfiles, worst_metrics
-from .registry import message_key
-from .store import MAX_INTEGER, Aggregate, DeviceProfiles, Store, StoredRows, TelemetryWindow
+from .store import MAX_INTEGER, Aggregate, DeviceProfiles, Store, StoredRows, WindowRow
 
 log = logging.getLogger(__name__)
 
@@ -62,57 +61,25 @@ class Collector:
     def record_frames(self, devices: Sequence[str], frames: TelemetryBatch) -> int:
         """`record` for frames already decoded (as `TelemetrySubscriber` hands them over),
         `devices[i]` the device that sent frame `i`."""
-        parsed: dict[str, Parsed] = {}
-        for index, (device, fields) in enumerate(zip(devices, frames.windows(), strict=True)):
-            item = self._parse(device, index, fields)
-            if item is not None:
-                parsed.setdefault(item.window.message_id or "", item)
-
-        def rows_of(
-            fresh: Sequence[TelemetryWindow], stored: StoredRows
-        ) -> tuple[list[DeviceProfiles], list[Aggregate]]:
-            items = [parsed[w.message_id or ""] for w in fresh]
-            devices, aggregates, unmerged = summarize(frames, items, stored, self.window)
-            self._count(corrupt=unmerged)
-            return devices, aggregates
-
-        return self.store.record_telemetry_batch([item.window for item in parsed.values()], rows_of)
-
-    def _parse(self, device: str, index: int, fields: WindowFields | str) -> Parsed | None:
-        """The window of one decoded frame; None (counted, logged) if it is refused or serves
-        no bundle."""
-        if isinstance(fields, str):
-            self._count(rejected=1)
-            log.warning("device %s: telemetry dropped: %s", device, fields)
-            return None
-        message_id, _, start, end, bundle, metrics, _, corrupt = fields
-        for role, reason in corrupt:
+        # One Rust call checks every window's numbers and builds the store's rows; Python
+        # only loops over what went wrong, to log it.
+        rows, refused, unattributed, corrupt = frames.rows(list(devices), MAX_INTEGER)
+        for _, device, reason in refused:
+            log.warning("device %s: telemetry dropped: %s", device, reason)
+        for device, message_id, role, reason in corrupt:
             log.warning(
                 "device %s: telemetry %s: %s profile skipped: %s", device, message_id, role, reason
             )
-        self._count(corrupt=len(corrupt))
-        if bundle is None:
-            self._count(unattributed=1)
-            return None
-        try:
-            _check_numbers(bundle[1], metrics)
-        except MessageError as exc:
-            self._count(rejected=1)
-            log.warning("device %s: telemetry %s dropped: %s", device, message_id, exc)
-            return None
-        window = TelemetryWindow(
-            device_id=device,
-            bundle_name=bundle[0],
-            bundle_version=bundle[1],
-            window_start=start,
-            window_end=end,
-            count=int(metrics.get("requests", 0)),
-            errors=int(metrics.get("errors", 0)),
-            latency={k: v for k, v in metrics.items() if k.startswith("latency_")},
-            message_id=message_key(device, message_id),
-        )
-        counters = {name: float(metrics.get(name, 0.0)) for name in COUNTERS}
-        return Parsed(window, index, counters, len(corrupt))
+        self._count(corrupt=len(corrupt), unattributed=unattributed, rejected=len(refused))
+
+        def rows_of(
+            fresh: Sequence[WindowRow], stored: StoredRows
+        ) -> tuple[list[DeviceProfiles], list[Aggregate]]:
+            devices, aggregates, unmerged = summarize(frames, fresh, stored, self.window)
+            self._count(corrupt=unmerged)
+            return devices, aggregates
+
+        return self.store.record_telemetry_batch(rows, rows_of)
 
     def _count(self, *, corrupt: int = 0, unattributed: int = 0, rejected: int = 0) -> None:
         with self._lock:
@@ -213,16 +180,6 @@ def latency_quantile(histogram: dict[str, float], quantile: float) -> float | No
         if seen >= quantile * total:
             return bound
     return buckets[-1][0]
-
-
-def _check_numbers(version: int, metrics: dict[str, float]) -> None:
-    """Counts and versions the store can hold: never negative, never past `MAX_INTEGER`."""
-    if version > MAX_INTEGER:
-        raise MessageError(f"bundle version {version} is too large")
-    for name, value in metrics.items():
-        counted = name in COUNTERS or name.startswith(LATENCY_PREFIXES)
-        if counted and not 0 <= value <= MAX_INTEGER:
-            raise MessageError(f"metric {name} is {value}, outside [0, {MAX_INTEGER}]")
 
 
 def _payload(device: str, message: Telemetry | bytes) -> bytes | None:

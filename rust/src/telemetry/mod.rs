@@ -4,6 +4,7 @@
 
 pub mod frame;
 pub mod python;
+pub mod rows;
 pub mod subscriber;
 pub mod subscriber_python;
 

@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 use rayon::prelude::*;
 
+use super::rows::{self, Row, Totals};
 use super::{decode_with_profiles, merge_group, Decoded};
 use crate::profile::Profile;
 use crate::runtime::thread_pool;
@@ -21,6 +22,12 @@ pub struct PyTelemetryBatch {
 }
 
 type Merged = (HashMap<String, Vec<u8>>, usize);
+type RowsOut = (
+    Vec<Row>,
+    Vec<(usize, String, String)>,
+    usize,
+    Vec<(String, String, String, String)>,
+);
 
 impl PyTelemetryBatch {
     /// A batch of `payloads` already decoded (`decoded[i]` from `payloads[i]`).
@@ -76,6 +83,32 @@ impl PyTelemetryBatch {
                 Ok(d) => fields(py, d),
             })
             .collect()
+    }
+
+    /// The store's rows of the batch, `devices[i]` the sender of frame `i`: `(rows, refused,
+    /// unattributed, corrupt)`. Rows are `telemetry_windows`' columns (device, message key,
+    /// bundle name, version, start, end, count, errors, latency JSON) then the frame's index,
+    /// the first of each message key only; refused `(index, device, reason)`: frames that did
+    /// not decode or whose version or counters fall outside [0, `max_integer`]; unattributed:
+    /// windows of no bundle; corrupt `(device, message id, role, reason)`: unreadable profiles.
+    fn rows(&self, devices: Vec<String>, max_integer: u64) -> PyResult<RowsOut> {
+        let decoded = self.decoded.lock().expect("telemetry batch lock poisoned");
+        if devices.len() != decoded.len() {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "{} devices for {} frames",
+                devices.len(),
+                decoded.len()
+            )));
+        }
+        let out = rows::build(&decoded, &devices, max_integer);
+        Ok((out.rows, out.refused, out.unattributed, out.corrupt))
+    }
+
+    /// Per group of frame indices: requests, rows and errors summed, the latency buckets
+    /// summed, and how many of their profiles were unreadable.
+    fn totals(&self, groups: Vec<Vec<usize>>) -> Vec<Totals> {
+        let decoded = self.decoded.lock().expect("telemetry batch lock poisoned");
+        groups.iter().map(|g| rows::totals(&decoded, g)).collect()
     }
 
     /// Payload `index` as received.

@@ -17,7 +17,7 @@ from .devices import Device, DeviceEvent, DeviceQueries
 from .reports import ReportQueries, StateReport
 from .rollout_devices import RolloutDevice, RolloutDeviceQueries
 from .rollouts import NewRollout, Rollout, RolloutQueries, RolloutWave
-from .telemetry import TelemetryQueries, TelemetryWindow
+from .telemetry import TelemetryQueries, TelemetryWindow, WindowRow
 from .tokens import TokenQueries, TokenRow
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "StoredRows",
     "TelemetryWindow",
     "TokenRow",
+    "WindowRow",
 ]
 
 

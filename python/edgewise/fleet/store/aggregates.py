@@ -11,7 +11,7 @@ from typing import Any
 from .database import Cursor, Database
 from .device_profiles import DeviceProfiles, stored_device_profiles, upsert_device_profiles
 from .reports import existing_message_ids
-from .telemetry import TelemetryWindow, insert_windows
+from .telemetry import WindowRow, insert_windows
 
 _COLUMNS = (
     "bundle_name, bundle_version, bucket_start, bucket_seconds, windows, requests, rows, "
@@ -57,10 +57,10 @@ class StoredRows:
         return _stored(self._cursor, keys)
 
 
-#: Given the windows not stored before and the rows their buckets hold, the rows to store in
+#: Given the window rows not stored before and the rows their buckets hold, the rows to store in
 #: their place: each device's merged profiles and the fleet's aggregates (stored ones included).
 Summarize = Callable[
-    [Sequence[TelemetryWindow], StoredRows], tuple[list[DeviceProfiles], list[Aggregate]]
+    [Sequence[WindowRow], StoredRows], tuple[list[DeviceProfiles], list[Aggregate]]
 ]
 
 
@@ -68,10 +68,8 @@ class AggregateQueries(Database):
     """Telemetry windows, their devices' merged profiles and their aggregates, written
     together."""
 
-    def record_telemetry_batch(
-        self, windows: Sequence[TelemetryWindow], summarize: Summarize
-    ) -> int:
-        """Store the `windows` whose message id is neither stored nor earlier in `windows`,
+    def record_telemetry_batch(self, windows: Sequence[WindowRow], summarize: Summarize) -> int:
+        """Store the window rows whose message id is neither stored nor earlier in `windows`,
         and the rows `summarize` makes of them, in one transaction; the number of windows
         stored. The redelivery check and the writes share the transaction, so no window is
         ever counted twice, even with another writer."""
@@ -121,15 +119,13 @@ class AggregateQueries(Database):
         return [(row["bundle_name"], int(row["bundle_version"])) for row in rows]
 
 
-def _unseen(cursor: Cursor, windows: Sequence[TelemetryWindow]) -> list[TelemetryWindow]:
-    seen = existing_message_ids(cursor, "telemetry_windows", [w.message_id for w in windows])
+def _unseen(cursor: Cursor, windows: Sequence[WindowRow]) -> list[WindowRow]:
+    seen = existing_message_ids(cursor, "telemetry_windows", [row[1] for row in windows])
     fresh = []
-    for window in windows:
-        if window.message_id is not None:
-            if window.message_id in seen:
-                continue
-            seen.add(window.message_id)
-        fresh.append(window)
+    for row in windows:
+        if row[1] not in seen:
+            seen.add(row[1])
+            fresh.append(row)
     return fresh
 
 

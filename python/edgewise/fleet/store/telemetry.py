@@ -25,6 +25,11 @@ class TelemetryWindow:
     message_id: str | None = None
 
 
+#: A window as `telemetry_windows` stores it (device, message id, bundle name, version, start,
+#: end, count, errors, latency JSON), then its frame's index in the batch (TelemetryBatch.rows).
+WindowRow = tuple[str, str, str, int, float, float, int, int, str, int]
+
+
 class TelemetryQueries(Database):
     """Queries on the telemetry_windows table."""
 
@@ -71,16 +76,16 @@ _COLUMNS = (
 _MARKS = ", ".join("?" * len(_COLUMNS.split(",")))
 
 
-def insert_windows(cursor: Cursor, windows: Sequence[TelemetryWindow]) -> None:
-    """Insert windows (registering their devices); one already stored is skipped."""
+def insert_windows(cursor: Cursor, rows: Sequence[WindowRow]) -> None:
+    """Insert window rows (registering their devices); one already stored is skipped."""
     cursor.execute_many(
         "INSERT INTO devices (id) VALUES (?) ON CONFLICT (id) DO NOTHING",
-        [(device,) for device in sorted({w.device_id for w in windows})],
+        [(device,) for device in sorted({row[0] for row in rows})],
     )
     cursor.execute_many(
         f"INSERT INTO telemetry_windows ({_COLUMNS}) VALUES ({_MARKS}) "
         "ON CONFLICT (message_id) DO NOTHING",
-        [_values(window) for window in windows],
+        [row[:-1] for row in rows],
     )
 
 
