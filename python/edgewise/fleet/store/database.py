@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from importlib import resources
@@ -222,6 +222,18 @@ class Database:
                     f"store {self._where}: schema version {row['value']}, but this edgewise "
                     f"knows only version {SCHEMA_VERSION}"
                 )
+
+
+def device_filter(devices: Collection[str] | None) -> tuple[str, list[str]] | None:
+    """The ` AND device_id IN (...)` clause and its parameters that keep `devices`' rows only
+    (no clause when `devices` is None: every device); None when `devices` is empty, since no
+    row can match and the query need not run."""
+    if devices is None:
+        return "", []
+    if not devices:
+        return None
+    wanted = sorted(devices)
+    return f" AND device_id IN ({', '.join('?' * len(wanted))})", wanted
 
 
 def _statements(script: str) -> list[str]:

@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .database import Cursor, Database
+from .database import Cursor, Database, device_filter
 
 _COLUMNS = (
     "device_id, bundle_name, bundle_version, bucket_start, bucket_seconds, windows, "
@@ -46,14 +46,13 @@ class DeviceProfileQueries(Database):
             "AND bundle_version = ? AND bucket_start + bucket_seconds > ?"
         )
         params: list[Any] = [bundle[0], bundle[1], since]
-        if devices is not None:
-            if not devices:
-                return []
-            wanted = sorted(devices)
-            query += f" AND device_id IN ({', '.join('?' * len(wanted))})"
-            params.extend(wanted)
+        of_devices = device_filter(devices)
+        if of_devices is None:
+            return []
+        clause, device_ids = of_devices
         with self.transaction() as cursor:
-            rows = cursor.execute(query + " ORDER BY bucket_start, device_id", params).all()
+            statement = f"{query}{clause} ORDER BY bucket_start, device_id"
+            rows = cursor.execute(statement, params + device_ids).all()
         return [_row(row) for row in rows]
 
 

@@ -8,7 +8,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .database import Cursor, Database
+from .database import Cursor, Database, device_filter
 from .devices import register_device
 
 
@@ -58,14 +58,13 @@ class TelemetryQueries(Database):
             "AND bundle_version = ? AND window_start >= ?"
         )
         params: list[Any] = [bundle_name, bundle_version, since]
-        if devices is not None:
-            if not devices:
-                return []
-            wanted = sorted(devices)
-            query += f" AND device_id IN ({', '.join('?' * len(wanted))})"
-            params.extend(wanted)
+        of_devices = device_filter(devices)
+        if of_devices is None:
+            return []
+        clause, device_ids = of_devices
         with self.transaction() as cursor:
-            rows = cursor.execute(query + " ORDER BY window_start, id", params).all()
+            statement = f"{query}{clause} ORDER BY window_start, id"
+            rows = cursor.execute(statement, params + device_ids).all()
         return [_telemetry(row) for row in rows]
 
 

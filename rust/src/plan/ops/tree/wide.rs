@@ -45,8 +45,22 @@ pub(super) use decide;
 /// Vectors of eight rows walking together, so that ~24 gathers are in flight per level: on a
 /// 100-tree depth-12 forest, eight ran 13% faster than four, six 8%, two 30% slower (1 thread,
 /// 50k rows, alternated runs). Eight vectors' state fills half of the 32 vector registers.
-const K: usize = 8;
-const STEP: usize = 8 * K;
+pub(super) const K: usize = 8;
+pub(super) const STEP: usize = 8 * K;
+
+/// For each of the `K` vectors, the offset of its eight rows' first value in a row-major block
+/// `width` values wide: row `8k + lane` starts at `(8k + lane) * width`.
+#[target_feature(enable = "avx512f,avx512dq")]
+pub(super) fn row_offsets(width: usize) -> [__m512i; K] {
+    let lane_rows = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+    let width_v = _mm512_set1_epi64(width as i64);
+    let mut offsets = [_mm512_setzero_si512(); K];
+    for (k, offset) in offsets.iter_mut().enumerate() {
+        let rows = _mm512_add_epi64(lane_rows, _mm512_set1_epi64((8 * k) as i64));
+        *offset = _mm512_mullo_epi64(rows, width_v);
+    }
+    offsets
+}
 
 /// The leaf slot each row of `x` (row-major, `width` values a row) reaches in `tree` of
 /// `forest`, for the longest prefix of rows that is a multiple of 64; returns its length (0
@@ -97,13 +111,7 @@ unsafe fn leaves_avx512<const MODE: u32, const MISSING: bool>(
     let feature_mask = _mm512_set1_epi64(i64::from(FEATURE_MASK));
     let missing_bit = _mm512_set1_epi64(i64::from(MISSING_TRUE));
     let one = _mm512_set1_epi64(1);
-    let lane_rows = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
-    let width_v = _mm512_set1_epi64(width as i64);
-    let mut offsets = [_mm512_setzero_si512(); K];
-    for (k, offset) in offsets.iter_mut().enumerate() {
-        let rows = _mm512_add_epi64(lane_rows, _mm512_set1_epi64((8 * k) as i64));
-        *offset = _mm512_mullo_epi64(rows, width_v);
-    }
+    let offsets = row_offsets(width);
     for (block, out) in out.chunks_exact_mut(STEP).enumerate() {
         let xs = x.as_ptr().add(block * STEP * width);
         // Twice each row's node index (8-byte words), starting at the root.

@@ -15,12 +15,8 @@ use std::arch::x86_64::*;
 
 use super::layout::{Forest, Node, Tree};
 use super::node::Split;
-use super::wide::decide;
+use super::wide::{decide, row_offsets, K, STEP};
 use crate::plan::isa::Isa;
-
-/// Vectors of eight rows walking together (see `wide::K`).
-const K: usize = 8;
-const STEP: usize = 8 * K;
 
 const FEATURE_BITS: u32 = 15;
 const MISSING_BIT: u64 = 1 << 47;
@@ -85,13 +81,7 @@ unsafe fn leaves_avx512<const MODE: u32, const MISSING: bool>(
     let feature_mask = _mm512_set1_epi64((1 << FEATURE_BITS) - 1);
     let missing_bit = _mm512_set1_epi64(MISSING_BIT as i64);
     let one = _mm512_set1_epi64(1);
-    let lane_rows = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
-    let width_v = _mm512_set1_epi64(width as i64);
-    let mut offsets = [_mm512_setzero_si512(); K];
-    for (k, offset) in offsets.iter_mut().enumerate() {
-        let rows = _mm512_add_epi64(lane_rows, _mm512_set1_epi64((8 * k) as i64));
-        *offset = _mm512_mullo_epi64(rows, width_v);
-    }
+    let offsets = row_offsets(width);
     for (block, out) in out.chunks_exact_mut(STEP).enumerate() {
         let xs = x.as_ptr().add(block * STEP * width);
         let mut at = [_mm512_setzero_si512(); K];
