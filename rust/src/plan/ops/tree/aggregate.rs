@@ -4,7 +4,7 @@
 //! same left-to-right sum scikit-learn computes. MIN and MAX keep the first weight a target
 //! gets, then the smaller or larger, as onnxruntime does (a NaN weight sticks once taken).
 
-use super::evaluate::visit_leaves;
+use super::evaluate::{sum_leaves, visit_leaves};
 use super::layout::{Forest, Split};
 use crate::plan::isa::Isa;
 
@@ -110,6 +110,16 @@ pub fn accumulate<T, X>(
     } = scores;
     let tracked = *tracked;
     let sum = matches!(aggregate, Aggregate::Sum | Aggregate::Average);
+    // Sums the fused vector walk can add as it walks (random forests): its rows first, then
+    // the loops below take the rest.
+    let done = match leaves.columns(n_targets) {
+        Some(columns) if sum && !tracked => {
+            sum_leaves(forest, x, rows, width, isa, columns, &mut values[..])
+        }
+        _ => 0,
+    };
+    let (x, rows) = (&x[done * width..], rows - done);
+    let values = &mut values[done * n_targets..];
     // The common cases, sums with nothing to track, without the general loop's per-weight
     // choices: one weight per slot (single-target models, unmerged trees), or a few per slot
     // (a classifier's trees merged across classes).

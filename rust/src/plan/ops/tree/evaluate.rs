@@ -18,13 +18,42 @@
 
 use std::cmp::Ordering;
 
-use super::layout::{mode_code, Forest, Modes, Node, Split};
+use super::layout::{mode_code, Columns, Forest, Modes, Node, Split};
 use super::node::WideWalk;
+use super::TILE_STEP;
 use crate::plan::isa::Isa;
 
 /// Rows stepped in lockstep: 8 measured faster than 4 or 16 on a 100-tree depth-12 forest and
 /// a 200-tree gradient-boosting model (16 spills registers).
 const GROUP: usize = 8;
+
+/// `$walk!(MODE, MISSING)` for the mode code and missing rule of `Modes::Uniform` `$modes`,
+/// each a constant, or `$otherwise` for mixed modes.
+macro_rules! by_uniform_mode {
+    ($modes:expr, $walk:ident, $otherwise:expr) => {{
+        const LEQ: u32 = 0;
+        const LT: u32 = 1;
+        const GTE: u32 = 2;
+        const GT: u32 = 3;
+        const EQ: u32 = 4;
+        match $modes {
+            Modes::Uniform { mode, missing } => match (mode_code(mode), missing) {
+                (LEQ, false) => $walk!(LEQ, false),
+                (LEQ, true) => $walk!(LEQ, true),
+                (LT, false) => $walk!(LT, false),
+                (LT, true) => $walk!(LT, true),
+                (GTE, false) => $walk!(GTE, false),
+                (GTE, true) => $walk!(GTE, true),
+                (GT, false) => $walk!(GT, false),
+                (GT, true) => $walk!(GT, true),
+                (EQ, false) => $walk!(EQ, false),
+                (EQ, true) => $walk!(EQ, true),
+                _ => $otherwise,
+            },
+            Modes::Mixed => $otherwise,
+        }
+    }};
+}
 
 /// Call `sink(first, slots)` with the leaf slots that rows `first..first + slots.len()` of `x`
 /// (row-major, `width` values per row, `width` > every feature the forest reads) reach in one
@@ -47,14 +76,9 @@ pub fn visit_leaves<T, X>(
     if let Some(bitvectors) = &forest.bitvectors {
         return bitvectors.visit_leaves(x, rows, width, isa, sink);
     }
-    const LEQ: u32 = 0;
-    const LT: u32 = 1;
-    const GTE: u32 = 2;
-    const GT: u32 = 3;
-    const EQ: u32 = 4;
     // The scalar decision and, where the split type has one, the vector walk, for one mode.
     macro_rules! uniform_walk {
-        ($mode:ident, $missing:literal) => {
+        ($mode:expr, $missing:literal) => {
             walk(
                 forest,
                 x,
@@ -66,30 +90,9 @@ pub fn visit_leaves<T, X>(
             )
         };
     }
-    match forest.modes {
-        Modes::Uniform { mode, missing } => match (mode_code(mode), missing) {
-            (LEQ, false) => uniform_walk!(LEQ, false),
-            (LEQ, true) => uniform_walk!(LEQ, true),
-            (LT, false) => uniform_walk!(LT, false),
-            (LT, true) => uniform_walk!(LT, true),
-            (GTE, false) => uniform_walk!(GTE, false),
-            (GTE, true) => uniform_walk!(GTE, true),
-            (GT, false) => uniform_walk!(GT, false),
-            (GT, true) => uniform_walk!(GT, true),
-            (EQ, false) => uniform_walk!(EQ, false),
-            (EQ, true) => uniform_walk!(EQ, true),
-            // `layout` never makes `Neq` or `Member` uniform; a mixed walk is right regardless.
-            _ => walk(
-                forest,
-                x,
-                rows,
-                width,
-                |n, v| mixed(&forest.sets, n, v),
-                None,
-                sink,
-            ),
-        },
-        Modes::Mixed => walk(
+    // `layout` never makes `Neq` or `Member` uniform; a mixed walk is right regardless.
+    let mut mixed_walk = || {
+        walk(
             forest,
             x,
             rows,
@@ -97,8 +100,52 @@ pub fn visit_leaves<T, X>(
             |n, v| mixed(&forest.sets, n, v),
             None,
             sink,
-        ),
+        )
+    };
+    by_uniform_mode!(forest.modes, uniform_walk, mixed_walk())
+}
+
+/// Add each row's leaf weights, tree by tree, into `scores` (row-major, `columns.n_targets` a
+/// row) for the rows the fused vector walk (`wide32::sums`) takes: a prefix of `rows`,
+/// returned (0 when this forest, its weights or `isa` have no such walk). The caller adds the
+/// rest's weights as it does every other forest's.
+pub fn sum_leaves<T, X>(
+    forest: &Forest<T>,
+    x: &[X],
+    rows: usize,
+    width: usize,
+    isa: Isa,
+    columns: Columns,
+    scores: &mut [f64],
+) -> usize
+where
+    T: Split,
+    X: Copy + Into<T>,
+{
+    debug_assert!(forest.max_feature.is_none_or(|f| f < width));
+    macro_rules! wide_sums {
+        ($mode:expr, $missing:literal) => {
+            T::wide_sums::<$mode, $missing>(isa)
+        };
     }
+    let wide = by_uniform_mode!(forest.modes, wide_sums, None);
+    let (Some(wide), None) = (wide, &forest.bitvectors) else {
+        return 0;
+    };
+    let done = rows / TILE_STEP * TILE_STEP;
+    if done == 0 || forest.packed.is_empty() {
+        return 0;
+    }
+    let x: Vec<T> = x[..done * width].iter().map(|&v| v.into()).collect();
+    let scores = &mut scores[..done * columns.n_targets];
+    for (i, tree) in forest.trees.iter().enumerate() {
+        if wide(forest, tree, &x, width, columns, scores) != done {
+            // Whether the walk applies depends on the forest only: the first tree tells.
+            assert_eq!(i, 0, "the fused walk refused a later tree");
+            return 0;
+        }
+    }
+    done
 }
 
 /// The fast decision: one comparison known at compile time. A leaf's NaN split fails it and a

@@ -51,6 +51,44 @@ pub struct Leaves {
     pub dense: bool,
 }
 
+/// Where a slot's weights go when every slot holds the same targets in the same order: its
+/// `per_slot` weights (`Leaves::values[slot * per_slot..]`) add to targets
+/// `first..first + per_slot` of a row's `n_targets` scores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Columns {
+    pub per_slot: usize,
+    pub first: usize,
+    pub n_targets: usize,
+}
+
+impl Leaves {
+    /// How many slots there are.
+    pub fn slots(&self) -> usize {
+        self.offsets
+            .as_ref()
+            .map_or(self.values.len(), |o| o.len() - 1)
+    }
+
+    /// The slots' shared `Columns` for scores of `n_targets` targets, if they share one:
+    /// merged classes (`dense`) or one weight a slot, always for the same target (a
+    /// regressor, or a binary classifier's one column).
+    pub fn columns(&self, n_targets: usize) -> Option<Columns> {
+        if self.dense {
+            return Some(Columns {
+                per_slot: n_targets,
+                first: 0,
+                n_targets,
+            });
+        }
+        let first = *self.targets.first()?;
+        (self.offsets.is_none() && self.targets.iter().all(|&t| t == first)).then_some(Columns {
+            per_slot: 1,
+            first: first as usize,
+            n_targets,
+        })
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Forest<T> {
     pub nodes: Vec<Node<T>>,

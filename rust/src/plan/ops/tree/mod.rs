@@ -3,7 +3,8 @@
 //!
 //! Each operator version is read into one internal form (`ensemble`, by `legacy` and `v5`),
 //! checked, then laid out as flat node arrays (`layout`, `node`, `merge`) that `evaluate` walks
-//! tree by tree over tiles of rows (eight rows to an AVX-512 vector where it can, `wide`), or,
+//! tree by tree over tiles of rows (eight rows to an AVX-512 vector where it can, `wide`;
+//! float32 forests in `wide32`, which adds random forests' leaf weights as it walks), or,
 //! for forests of small `<=` trees (gradient boosting), evaluates with leaf bitvectors
 //! (`bitvector`); `aggregate` sums leaf weights in f64 and `head`
 //! applies base values, post_transform and the classifier's label rule.
@@ -33,6 +34,8 @@ mod wide32;
 
 #[cfg(test)]
 mod classifier_tests;
+#[cfg(test)]
+mod forest_tests;
 #[cfg(test)]
 mod random_tests;
 #[cfg(test)]

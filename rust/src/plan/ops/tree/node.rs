@@ -3,7 +3,7 @@
 //! `Member` branches keep an index in their split's NaN payload.
 
 use super::ensemble::Mode;
-use super::layout::{Forest, Tree};
+use super::layout::{Columns, Forest, Tree};
 use crate::plan::isa::Isa;
 
 /// A split value type nodes can hold: f32 or f64.
@@ -28,6 +28,11 @@ pub trait Split: Copy + PartialOrd + Send + Sync + 'static {
     fn wide<const MODE: u32, const MISSING: bool>(_isa: Isa) -> Option<WideWalk<Self>> {
         None
     }
+    /// `wide32::sums` for forests of this split type whose branches all compare with mode
+    /// `MODE`, if there is one for `isa`.
+    fn wide_sums<const MODE: u32, const MISSING: bool>(_isa: Isa) -> Option<WideSums<Self>> {
+        None
+    }
     /// `Forest::packed` for the vector walk, if it reads one.
     fn pack(_forest: &Forest<Self>) -> Vec<u64> {
         Vec::new()
@@ -36,6 +41,9 @@ pub trait Split: Copy + PartialOrd + Send + Sync + 'static {
 
 /// `wide::leaves`: (forest, tree, rows, width, leaf slots out) -> rows done.
 pub type WideWalk<T> = fn(&Forest<T>, &Tree, &[T], usize, &mut [u32]) -> usize;
+
+/// `wide32::sums`: (forest, tree, rows, width, columns, scores to add to) -> rows done.
+pub type WideSums<T> = fn(&Forest<T>, &Tree, &[T], usize, Columns, &mut [f64]) -> usize;
 
 impl Split for f64 {
     const MAX_SLOT: u32 = u32::MAX;
@@ -93,7 +101,16 @@ impl Split for f32 {
         (isa >= Isa::Avx512).then_some(super::wide32::leaves::<MODE, MISSING>)
     }
     #[cfg(target_arch = "x86_64")]
+    fn wide_sums<const MODE: u32, const MISSING: bool>(isa: Isa) -> Option<WideSums<Self>> {
+        (isa >= Isa::Avx512).then_some(super::wide32::sums::<MODE, MISSING>)
+    }
+    /// Empty also if a leaf's slot is out of `forest.leaves` (`wide32::sums` gathers by it).
+    #[cfg(target_arch = "x86_64")]
     fn pack(forest: &Forest<Self>) -> Vec<u64> {
+        let slots = forest.leaves.slots();
+        if (forest.nodes.iter()).any(|n| n.is_leaf() && n.split.slot() as usize >= slots) {
+            return Vec::new();
+        }
         let trees = forest.trees.iter();
         (trees.flat_map(|t| forest.nodes[t.start..][..t.len].iter().enumerate()))
             .map(|(index, node)| super::wide32::pack(node, index))

@@ -11,21 +11,22 @@ use crate::plan::onnx::AttributeProto;
 use crate::plan::tensor::Tensor;
 
 /// xorshift64*: small, seeded, good enough to pick shapes.
-struct Rng(u64);
+#[derive(Clone)]
+pub(super) struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
-    fn below(&mut self, n: usize) -> usize {
+    pub fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
 
-    fn chance(&mut self, p: f64) -> bool {
+    pub fn chance(&mut self, p: f64) -> bool {
         ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < p
     }
 
@@ -156,7 +157,7 @@ fn random_ensemble(rng: &mut Rng, modes: &[Mode], one_weight: bool) -> (Ensemble
 }
 
 /// Scores and hits of one row by walking the `Ensemble` directly.
-fn reference(e: &Ensemble, row: &[f64], aggregate: Aggregate) -> (Vec<f64>, Vec<bool>) {
+pub(super) fn reference(e: &Ensemble, row: &[f64], aggregate: Aggregate) -> (Vec<f64>, Vec<bool>) {
     let (mut scores, mut hits) = (vec![0.0; e.n_targets], vec![false; e.n_targets]);
     for &root in &e.roots {
         let mut at = root;
@@ -192,7 +193,7 @@ fn reference(e: &Ensemble, row: &[f64], aggregate: Aggregate) -> (Vec<f64>, Vec<
     (scores, hits)
 }
 
-fn random_rows(rng: &mut Rng, rows: usize, width: usize) -> Vec<f64> {
+pub(super) fn random_rows(rng: &mut Rng, rows: usize, width: usize) -> Vec<f64> {
     (0..rows * width)
         .map(|_| match rng.below(5) {
             0 => f64::NAN,
