@@ -74,8 +74,8 @@ impl Kernel for Binary {
     }
 }
 
-#[derive(Clone, Copy)]
-enum UnaryOp {
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum UnaryOp {
     Abs,
     Neg,
     Sigmoid,
@@ -85,7 +85,20 @@ enum UnaryOp {
 }
 
 impl UnaryOp {
-    fn apply(self, x: f64) -> f64 {
+    /// The element-wise operator an ONNX operator name stands for.
+    pub(crate) fn from_name(op: &str) -> Option<Self> {
+        Some(match op {
+            "Abs" => Self::Abs,
+            "Neg" => Self::Neg,
+            "Sigmoid" => Self::Sigmoid,
+            "Exp" => Self::Exp,
+            "Log" => Self::Log,
+            "Sqrt" => Self::Sqrt,
+            _ => return None,
+        })
+    }
+
+    pub(crate) fn apply(self, x: f64) -> f64 {
         match self {
             Self::Abs => x.abs(),
             Self::Neg => -x,
@@ -110,14 +123,7 @@ pub fn sigmoid(x: f64) -> f64 {
 struct Unary(UnaryOp);
 
 pub fn unary(op: &str) -> Result<Box<dyn Kernel>> {
-    let op = match op {
-        "Abs" => UnaryOp::Abs,
-        "Neg" => UnaryOp::Neg,
-        "Sigmoid" => UnaryOp::Sigmoid,
-        "Exp" => UnaryOp::Exp,
-        "Log" => UnaryOp::Log,
-        _ => UnaryOp::Sqrt,
-    };
+    let op = UnaryOp::from_name(op).expect("ops::build routes only unary operators here");
     Ok(Box::new(Unary(op)))
 }
 
