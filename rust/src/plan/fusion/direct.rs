@@ -291,17 +291,38 @@ fn categories_of(
     out: &mut Vec<u32>,
 ) -> Result<()> {
     let entries = of_entry.len();
-    let null_entry = of_entry[entries - 1];
-    let nulls = keys.nulls().filter(|n| n.null_count() > 0);
+    let keys_here = &keys.values()[start..end];
     out.clear();
-    for (i, &key) in keys.values()[start..end].iter().enumerate() {
-        out.push(if nulls.is_some_and(|n| n.is_null(start + i)) {
-            null_entry
-        } else {
-            *of_entry
-                .get(key as usize)
-                .ok_or_else(|| bad_key(key, entries))?
-        });
+    out.resize(keys_here.len(), 0);
+    // Keys are clamped into the table (a vectorized gather); any that needed it is an error.
+    let last = entries - 1;
+    let mut outside = false;
+    for (o, &key) in out.iter_mut().zip(keys_here) {
+        let key = key as u32 as usize;
+        outside |= key > last;
+        *o = of_entry[key.min(last)];
+    }
+    let nulls = keys.nulls().filter(|n| n.null_count() > 0);
+    if let Some(nulls) = nulls {
+        // A null row's key may be anything: it takes the null entry instead.
+        outside = false;
+        for (i, (o, &key)) in out.iter_mut().zip(keys_here).enumerate() {
+            if nulls.is_null(start + i) {
+                *o = of_entry[last];
+            } else if key as u32 as usize > last {
+                outside = true;
+            }
+        }
+    }
+    if outside {
+        let key = keys_here
+            .iter()
+            .enumerate()
+            .find(|&(i, &k)| {
+                k as u32 as usize > last && nulls.is_none_or(|n| n.is_valid(start + i))
+            })
+            .map_or(0, |(_, &k)| k);
+        return Err(bad_key(key, entries));
     }
     Ok(())
 }

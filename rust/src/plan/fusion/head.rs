@@ -331,11 +331,7 @@ impl Head {
             out.clear();
             out.resize(rows * width, 0.0);
             match *op {
-                Op::Unary(unary, a) => {
-                    for (o, &x) in out.iter_mut().zip(&done[a][..rows * width]) {
-                        *o = unary.apply(x);
-                    }
-                }
+                Op::Unary(unary, a) => unary.apply_all(&done[a][..rows * width], out),
                 Op::Softmax(a) => {
                     out.copy_from_slice(&done[a][..rows * width]);
                     out.chunks_exact_mut(width).for_each(softmax_in_place);

@@ -160,8 +160,11 @@ impl FusedLinear {
                         // 1.0 * w, exactly as the matrix product multiplies it. An unknown
                         // value adds +0.0, which changes no sum: a sum that starts at +0.0
                         // never becomes -0.0 (x + y is -0.0 only when both are).
+                        // Categories are at most `count`; the `min` only lets the compiler
+                        // drop the bounds check and gather a vector of weights at once.
+                        let last = weights.len() - 1;
                         for (sum, &category) in output.iter_mut().zip(categories) {
-                            *sum += weights[category as usize];
+                            *sum += weights[(category as usize).min(last)];
                         }
                     }
                 }

@@ -80,13 +80,17 @@ pub fn linear(
         ops.len(),
         ops.join(", ")
     );
-    if let Some(head) = &head {
-        describe += &format!(
-            ", run straight from the Arrow columns with the {} nodes after it ({}) writing \
-             the outputs",
-            head.nodes.len(),
-            head.nodes.join(", ")
-        );
+    match head.as_ref().map(|h| &h.nodes[..]) {
+        Some([]) => describe += ", run straight from the Arrow columns into its output",
+        Some(nodes) => {
+            describe += &format!(
+                ", run straight from the Arrow columns with the {} nodes after it ({}) writing \
+                 the outputs",
+                nodes.len(),
+                nodes.join(", ")
+            )
+        }
+        None => {}
     }
     let direct = head.map(|head| Direct::new(&kernel, &inputs, head));
     Some(Fusion {
