@@ -11,6 +11,7 @@ use arrow_array::types::{Float64Type, Int32Type, Int64Type};
 use arrow_array::{
     Array, ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch,
 };
+use arrow_buffer::NullBuffer;
 use arrow_schema::DataType;
 
 use super::graph::GraphInput;
@@ -66,6 +67,21 @@ impl Source {
     }
 }
 
+/// One Arrow column as it is, for kernels that read the batch in place.
+pub enum ColumnView<'a> {
+    /// Float64 values; where `nulls` says so, the value is missing (NaN to the model).
+    Numbers {
+        values: &'a [f64],
+        nulls: Option<&'a NullBuffer>,
+    },
+    /// Dictionary keys into `table`, whose last entry (empty) stands for null rows.
+    Strings {
+        keys: &'a Int32Array,
+        table: &'a Arc<Vec<String>>,
+    },
+    Other,
+}
+
 /// The columns feeding one graph input.
 pub struct InputColumns {
     elem_type: ElemType,
@@ -91,6 +107,21 @@ impl InputColumns {
             elem_type: input.elem_type,
             sources,
         })
+    }
+
+    /// Each column, in place.
+    pub fn views(&self) -> Vec<ColumnView<'_>> {
+        self.sources
+            .iter()
+            .map(|source| match source {
+                Source::Float(array) => ColumnView::Numbers {
+                    values: array.values(),
+                    nulls: array.nulls(),
+                },
+                Source::Str { keys, table } => ColumnView::Strings { keys, table },
+                Source::Int(_) | Source::Bool(_) => ColumnView::Other,
+            })
+            .collect()
     }
 
     /// Rows `start..end` as a [rows, columns] tensor; numeric nulls become NaN.

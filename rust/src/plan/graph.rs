@@ -35,6 +35,9 @@ pub struct Graph {
     pub row_wise: bool,
     /// What was fused into single kernels (see `fusion`), one description each.
     pub fused: Vec<String>,
+    /// The whole graph as one fused model that runs straight from the Arrow columns, when the
+    /// fusion covers every node.
+    pub direct: Option<fusion::Direct>,
 }
 
 /// Names value slots in order of first appearance.
@@ -101,9 +104,11 @@ impl Graph {
                 )),
             }
         }
-        let fusion = fuse
-            .then(|| fusion::linear(graph, &named_constants))
+        let opset = model.opset("").unwrap_or(1);
+        let mut fusion = fuse
+            .then(|| fusion::linear(graph, &named_constants, opset))
             .flatten();
+        let direct = fusion.as_mut().and_then(|f| f.direct.take());
         let mut steps = Vec::new();
         let mut fusion_step = fusion.map(|f| {
             let step = Step {
@@ -159,6 +164,7 @@ impl Graph {
             steps,
             slots: slots.0.len(),
             fused,
+            direct,
         };
         graph.check_order()?;
         graph.plan_releases();

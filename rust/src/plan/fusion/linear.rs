@@ -30,6 +30,7 @@ pub enum Step {
 }
 
 impl Step {
+    #[inline(always)]
     fn apply(self, values: &mut [f64]) {
         match self {
             Self::Fill(fill) => values.iter_mut().for_each(|x| {
@@ -63,10 +64,12 @@ pub enum Term {
         steps: Vec<Step>,
         row: usize,
     },
-    /// Weight row `first_row + category` of the row's category; nothing for unknown values.
-    OneHot { encoder: usize, first_row: usize },
+    /// The weight of the row's category for each output: `weights` holds, output after
+    /// output, the encoder's weight rows' entries and a final 0.0 that unknown values read.
+    OneHot { encoder: usize, weights: Vec<f64> },
 }
 
+#[derive(Clone)]
 pub(crate) struct FusedLinear {
     pub(crate) node: NodeName,
     pub inputs: Vec<Input>,
@@ -109,6 +112,84 @@ impl FusedLinear {
     }
 }
 
+impl FusedLinear {
+    /// The scores of `rows` rows into `sums`, one column of `rows` sums per output.
+    ///
+    /// `load(input, column, values)` fills `values` with one numeric input column (NaN where
+    /// missing); `categories[e]` holds encoder `e`'s category of each row (`count` when the
+    /// value is unknown). Each sum adds its terms in weight-row order, as the matrix product
+    /// does, and every loop runs down contiguous rows, so it vectorizes.
+    #[inline(always)]
+    pub(crate) fn accumulate(
+        &self,
+        rows: usize,
+        mut load: impl FnMut(usize, usize, &mut [f64]) -> Result<()>,
+        categories: &[&[u32]],
+        values: &mut Vec<f64>,
+        sums: &mut Vec<f64>,
+    ) -> Result<()> {
+        sums.clear();
+        sums.resize(self.outputs * rows, 0.0);
+        values.resize(rows, 0.0);
+        let values = &mut values[..rows];
+        for term in &self.terms {
+            match term {
+                Term::Number {
+                    input,
+                    column,
+                    steps,
+                    row,
+                } => {
+                    load(*input, *column, values)?;
+                    for step in steps {
+                        step.apply(values);
+                    }
+                    for (output, &w) in sums.chunks_exact_mut(rows).zip(self.weight_row(*row)) {
+                        for (sum, &x) in output.iter_mut().zip(values.iter()) {
+                            *sum += x * w;
+                        }
+                    }
+                }
+                Term::OneHot { encoder, weights } => {
+                    let categories = &categories[*encoder][..rows];
+                    let per_output = weights.len() / self.outputs;
+                    for (output, weights) in sums
+                        .chunks_exact_mut(rows)
+                        .zip(weights.chunks_exact(per_output))
+                    {
+                        // 1.0 * w, exactly as the matrix product multiplies it. An unknown
+                        // value adds +0.0, which changes no sum: a sum that starts at +0.0
+                        // never becomes -0.0 (x + y is -0.0 only when both are).
+                        // Categories are at most `count`; the `min` only lets the compiler
+                        // drop the bounds check and gather a vector of weights at once.
+                        let last = weights.len() - 1;
+                        for (sum, &category) in output.iter_mut().zip(categories) {
+                            *sum += weights[(category as usize).min(last)];
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(bias) = &self.bias {
+            for (output, &b) in sums.chunks_exact_mut(rows).zip(bias) {
+                output.iter_mut().for_each(|sum| *sum += b);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Column-major sums ([outputs][rows]) as row-major scores ([rows][outputs]).
+#[inline(always)]
+pub(crate) fn transpose(sums: &[f64], rows: usize, scores: &mut [f64]) {
+    let m = scores.len() / rows.max(1);
+    for (j, output) in sums.chunks_exact(rows).enumerate() {
+        for (r, &sum) in output.iter().enumerate() {
+            scores[r * m + j] = sum;
+        }
+    }
+}
+
 impl Kernel for FusedLinear {
     fn run(&self, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
         if inputs.len() != self.inputs.len() {
@@ -137,64 +218,20 @@ impl Kernel for FusedLinear {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        // One column of sums per output, so every loop below runs down contiguous rows and
-        // vectorizes; each sum still adds its terms in weight-row order.
-        let mut sums = vec![0.0f64; m * rows];
-        let mut values = vec![0.0f64; rows];
-        for term in &self.terms {
-            match term {
-                Term::Number {
-                    input,
-                    column,
-                    steps,
-                    row,
-                } => {
-                    let tensor = inputs[*input].expect("checked by rows");
-                    let x = tensor.f64_values()?;
-                    let width = tensor.shape[1];
-                    if width == 1 {
-                        values.copy_from_slice(&x[..rows]);
-                    } else {
-                        for (value, &x) in values.iter_mut().zip(x[*column..].iter().step_by(width))
-                        {
-                            *value = x;
-                        }
-                    }
-                    for step in steps {
-                        step.apply(&mut values);
-                    }
-                    for (output, &w) in sums.chunks_exact_mut(rows).zip(self.weight_row(*row)) {
-                        for (sum, &x) in output.iter_mut().zip(&values) {
-                            *sum += x * w;
-                        }
-                    }
-                }
-                Term::OneHot { encoder, first_row } => {
-                    let count = self.encoders[*encoder].count;
-                    for (r, &category) in categories[*encoder].iter().enumerate() {
-                        let category = category as usize;
-                        if category < count {
-                            // 1.0 * w, exactly as the matrix product multiplies it.
-                            let weights = self.weight_row(first_row + category);
-                            for (j, &w) in weights.iter().enumerate() {
-                                sums[j * rows + r] += w;
-                            }
-                        }
-                    }
-                }
+        let categories: Vec<&[u32]> = categories.iter().map(Vec::as_slice).collect();
+        let load = |input: usize, column: usize, values: &mut [f64]| {
+            let tensor = inputs[input].expect("checked by rows");
+            let x = tensor.f64_values()?;
+            let width = tensor.shape[1];
+            for (value, &x) in values.iter_mut().zip(x[column..].iter().step_by(width)) {
+                *value = x;
             }
-        }
-        if let Some(bias) = &self.bias {
-            for (output, &b) in sums.chunks_exact_mut(rows).zip(bias) {
-                output.iter_mut().for_each(|sum| *sum += b);
-            }
-        }
+            Ok(())
+        };
+        let (mut values, mut sums) = (Vec::new(), Vec::new());
+        self.accumulate(rows, load, &categories, &mut values, &mut sums)?;
         let mut scores = vec![0.0f64; rows * m];
-        for (j, output) in sums.chunks_exact(rows).enumerate() {
-            for (r, &sum) in output.iter().enumerate() {
-                scores[r * m + j] = sum;
-            }
-        }
+        transpose(&sums, rows, &mut scores);
         Ok(vec![Tensor::f64(vec![rows, m], scores)])
     }
 }

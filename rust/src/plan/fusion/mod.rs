@@ -16,6 +16,8 @@
 //! (weights are finite, checked here), and adding zero to a sum that starts at `+0.0` never
 //! changes it. Anything the tracer does not recognise keeps the general executor.
 
+mod direct;
+mod head;
 mod linear;
 mod trace;
 
@@ -24,6 +26,7 @@ use std::collections::{HashMap, HashSet};
 use super::onnx::GraphProto;
 use super::ops::Kernel;
 use super::tensor::Tensor;
+pub use direct::Direct;
 use trace::{Tracer, Value};
 
 /// Nodes replaced by one fused kernel.
@@ -37,10 +40,18 @@ pub struct Fusion {
     pub output: String,
     pub kernel: Box<dyn Kernel>,
     pub describe: String,
+    /// The same kernel with every node after it, run straight from the Arrow columns, when
+    /// those nodes are a head it can compute (see `head`) that makes every graph output.
+    pub direct: Option<Direct>,
 }
 
-/// The largest linear chain of `graph` that can run as one kernel, if any.
-pub fn linear(graph: &GraphProto, constants: &HashMap<String, Tensor>) -> Option<Fusion> {
+/// The largest linear chain of `graph` that can run as one kernel, if any; `opset` is the
+/// graph's version of the default domain.
+pub fn linear(
+    graph: &GraphProto,
+    constants: &HashMap<String, Tensor>,
+    opset: i64,
+) -> Option<Fusion> {
     let mut tracer = Tracer::new(graph, constants);
     for node in &graph.node {
         tracer.step(node);
@@ -63,12 +74,28 @@ pub fn linear(graph: &GraphProto, constants: &HashMap<String, Tensor>) -> Option
         .iter()
         .map(|&i| graph.node[i].op_type.as_str())
         .collect();
+    let head = head::trace(graph, &absorbed, name, kernel.outputs, constants, opset);
+    let mut describe = format!(
+        "linear model '{name}': {} nodes ({}) fused into one kernel",
+        ops.len(),
+        ops.join(", ")
+    );
+    match head.as_ref().map(|h| &h.nodes[..]) {
+        Some([]) => describe += ", run straight from the Arrow columns into its output",
+        Some(nodes) => {
+            describe += &format!(
+                ", run straight from the Arrow columns with the {} nodes after it ({}) writing \
+                 the outputs",
+                nodes.len(),
+                nodes.join(", ")
+            )
+        }
+        None => {}
+    }
+    let direct = head.map(|head| Direct::new(&kernel, &inputs, head));
     Some(Fusion {
-        describe: format!(
-            "linear model '{name}': {} nodes ({}) fused into one kernel",
-            ops.len(),
-            ops.join(", ")
-        ),
+        describe,
+        direct,
         absorbed,
         at,
         inputs,

@@ -440,9 +440,14 @@ impl<'a> Tracer<'a> {
                     if !in_order {
                         return None;
                     }
+                    let mut table = Vec::with_capacity(*outputs * (count + 1));
+                    for j in 0..*outputs {
+                        table.extend((row..row + count).map(|r| weights[r * outputs + j]));
+                        table.push(0.0);
+                    }
                     terms.push(Term::OneHot {
                         encoder: number(&mut used_encoders, *encoder),
-                        first_row: row,
+                        weights: table,
                     });
                 }
                 Column::Category { .. } => {}

@@ -288,7 +288,7 @@ pub fn softmax(ctx: &Context) -> Result<Box<dyn Kernel>> {
 }
 
 /// exp(x - max) / sum, as scikit-learn's `softmax` computes it.
-fn softmax_in_place(values: &mut [f64]) {
+pub(crate) fn softmax_in_place(values: &mut [f64]) {
     let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let mut sum = 0.0;
     for v in values.iter_mut() {
@@ -339,6 +339,23 @@ impl Kernel for Softmax {
     }
 }
 
+/// The position of the largest value (the first or, with `last`, the last of equal ones; NaN
+/// never wins after the first position).
+pub(crate) fn best_position(values: impl Iterator<Item = f64>, last: bool) -> usize {
+    let (mut best, mut best_value) = (0, f64::NEG_INFINITY);
+    for (e, v) in values.enumerate() {
+        let better = if last {
+            v >= best_value
+        } else {
+            v > best_value
+        };
+        if e == 0 || better {
+            (best, best_value) = (e, v);
+        }
+    }
+    best
+}
+
 pub struct ArgMax {
     axis: i64,
     keep_dims: bool,
@@ -364,19 +381,7 @@ impl Kernel for ArgMax {
         }
         let mut out = vec![0i64; walk.outer * walk.inner];
         walk.for_each_group(|offsets, slot| {
-            let (mut best, mut best_value) = (0, f64::NEG_INFINITY);
-            for (e, o) in offsets.enumerate() {
-                let v = values[o];
-                let better = if self.select_last {
-                    v >= best_value
-                } else {
-                    v > best_value
-                };
-                if e == 0 || better {
-                    (best, best_value) = (e, v);
-                }
-            }
-            out[slot] = best as i64;
+            out[slot] = best_position(offsets.map(|o| values[o]), self.select_last) as i64;
         });
         let mut shape = x.shape.clone();
         if self.keep_dims {

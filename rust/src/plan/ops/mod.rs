@@ -13,6 +13,8 @@ mod shape;
 mod tree;
 
 pub use attrs::Attrs;
+pub(crate) use elementwise::{cast_tensor, UnaryOp};
+pub(crate) use linear_algebra::{best_position, softmax_in_place};
 
 use std::collections::HashMap;
 

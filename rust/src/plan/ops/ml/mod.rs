@@ -45,7 +45,7 @@ pub fn build(op: &str, attrs: &Attrs, opset: i64) -> Result<Box<dyn Kernel>> {
 }
 
 /// A kernel's node, as its errors name it once the graph is running.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct NodeName(pub(crate) String);
 
 impl NodeName {
