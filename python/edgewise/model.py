@@ -40,13 +40,13 @@ class Outputs:
         """The named 1-D columns of one run's results."""
         if self.task == "regression":
             assert self.prediction_output is not None
-            values = results[self.prediction_output].reshape(-1).astype(np.float64)
+            values = results[self.prediction_output].reshape(-1).astype(np.float64, copy=False)
             return [("prediction", values)]
         assert self.label_output and self.probability_output and self.classes is not None
         labels = results[self.label_output].reshape(-1)
         if labels.dtype.kind in "iub":
-            labels = labels.astype(np.int64)
-        probabilities = results[self.probability_output].astype(np.float64)
+            labels = labels.astype(np.int64, copy=False)
+        probabilities = results[self.probability_output].astype(np.float64, copy=False)
         columns = [("label", labels)]
         columns += [(f"proba_{c}", probabilities[:, i]) for i, c in enumerate(self.classes)]
         return columns
