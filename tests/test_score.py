@@ -20,6 +20,7 @@ from click.testing import CliRunner
 import edgewise
 from edgewise import DataError, DataFileError, SchemaError, ScoreRunError
 from edgewise.cli import main
+from edgewise.cli.score import SCORE_ENVIRONMENT
 from edgewise.datasets import FEATURES, credit_frame, write_credit_parquet
 from edgewise.scoring import WriteBehind, plan_parts, resolve_inputs
 
@@ -319,29 +320,32 @@ def test_strict_failure_in_a_later_part_keeps_the_earlier_parts(tmp_path, bundle
     assert pq.read_table(out / "part-00000-00000.parquet").num_rows == 1000
 
 
-SCORE_THEN_REPORT_BLAS = """
+SCORE_THEN_REPORT_ENVIRONMENT = """
+import os
 import sys
 from click.testing import CliRunner
 from threadpoolctl import threadpool_info
 from edgewise.cli import main
 
+# The settings only take effect if numpy and the core are first loaded after they are made.
+assert "numpy" not in sys.modules and "edgewise._core" not in sys.modules
 result = CliRunner().invoke(main, sys.argv[1:])
 assert result.exit_code == 0, result.output
 blas = [pool["num_threads"] for pool in threadpool_info() if pool["internal_api"] == "openblas"]
-print(max(blas, default=1))
+print(max(blas, default=1), os.environ["MIMALLOC_PURGE_DELAY"])
 """
 
 
-def test_score_starts_no_blas_threads(tmp_path, bundle_path):
-    """Scoring makes no BLAS call, so `edgewise score` keeps OpenBLAS to one thread."""
+def test_score_runs_with_its_environment(tmp_path, bundle_path):
+    """`edgewise score` keeps OpenBLAS to one thread and mimalloc's freed memory for reuse."""
     source = write_frame(tmp_path / "in.parquet", credit_frame(100, seed=2))
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    env = {k: v for k, v in os.environ.items() if k not in SCORE_ENVIRONMENT}
     args = [str(bundle_path), str(source), "-o", str(tmp_path / "out"), "--insecure-unsigned"]
     result = subprocess.run(
-        [sys.executable, "-c", SCORE_THEN_REPORT_BLAS, "score", *args],
+        [sys.executable, "-c", SCORE_THEN_REPORT_ENVIRONMENT, "score", *args],
         env=env,
         capture_output=True,
         text=True,
         check=True,
     )
-    assert result.stdout.split()[-1] == "1"
+    assert result.stdout.split()[-2:] == ["1", "-1"]
