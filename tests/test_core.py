@@ -112,6 +112,32 @@ def test_read_chosen_row_groups_and_columns_in_the_order_asked(tmp_path):
         file.read([10], ["a"])
 
 
+def test_reading_several_row_groups_matches_pyarrow(tmp_path):
+    """Columns read across row groups, each with its own dictionary, in the order asked."""
+    rows = 600
+    table = pa.table(
+        {
+            "id": pa.array(range(rows), pa.int64()),
+            "x": pa.array([None if i % 7 == 0 else i / 3 for i in range(rows)], pa.float64()),
+            # each row group of 100 rows sees different categories, so different dictionaries
+            "cat": pa.array([None if i % 11 == 0 else f"c{i // 100}-{i % 3}" for i in range(rows)]),
+            "text": pa.array([f"t{i}" for i in range(rows)], pa.large_string()),
+        }
+    )
+    pq.write_table(table, tmp_path / "t.parquet", row_group_size=100)
+    file = ParquetFile(tmp_path / "t.parquet", threads=2)
+    chosen = [5, 1, 3]
+    expected = pa.concat_tables([table.slice(rg * 100, 100) for rg in chosen])
+    columns = ["text", "cat", "id", "x"]
+    plain = pa.record_batch(file.read(chosen, columns))
+    assert plain.schema.names == columns
+    encoded = pa.record_batch(file.read(chosen, columns, dictionary=["cat"]))
+    assert pa.types.is_dictionary(encoded.schema.field("cat").type)
+    for batch in (plain, encoded):
+        for name in columns:
+            assert batch[name].to_pylist() == expected[name].to_pylist(), name
+
+
 def test_writer_round_trip_and_misuse(tmp_path):
     batch = Batch.from_arrow(pa.table({"a": [1, 2, 3]})).with_columns(
         [("p", np.array([0.5, 0.25, 1.0])), ("s", np.array(["x", None, "z"], dtype=object))]

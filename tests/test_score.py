@@ -20,8 +20,9 @@ from click.testing import CliRunner
 import edgewise
 from edgewise import DataError, DataFileError, SchemaError, ScoreRunError
 from edgewise.cli import main
+from edgewise.cli.score import SCORE_ENVIRONMENT
 from edgewise.datasets import FEATURES, credit_frame, write_credit_parquet
-from edgewise.scoring import plan_parts, resolve_inputs
+from edgewise.scoring import WriteBehind, plan_parts, resolve_inputs
 
 
 def read_scores(out: Path) -> pd.DataFrame:
@@ -280,3 +281,71 @@ def test_profile_of_the_scored_data_and_drift_from_the_training_data(tmp_path, b
         main, ["drift", str(bundle_path), str(tmp_path / "moved" / "_edgewise_profile.ewprofile")]
     )
     assert "DRIFT income" in " ".join(report.output.split())
+
+
+def test_a_failed_write_keeps_the_later_tasks_from_running():
+    """A part's publication queued behind a failing write never runs: no half part is renamed."""
+    ran: list[str] = []
+
+    def failing() -> None:
+        raise OSError("disk full")
+
+    with WriteBehind(depth=3) as writes:
+        writes.submit(lambda: ran.append("first write"))
+        writes.submit(failing)
+        writes.submit(lambda: ran.append("publish"))
+        with pytest.raises(OSError, match="disk full"):
+            writes.drain()
+    assert ran == ["first write"]
+
+
+def test_tasks_submitted_before_an_error_elsewhere_still_run():
+    """A part scored before the main thread fails (say, --strict) is still published."""
+    ran: list[str] = []
+    with pytest.raises(DataError), WriteBehind() as writes:
+        writes.submit(lambda: (time.sleep(0.05), ran.append("write")))
+        writes.submit(lambda: ran.append("publish"))
+        raise DataError("row 7: cannot be scored")
+    assert ran == ["write", "publish"]
+
+
+def test_strict_failure_in_a_later_part_keeps_the_earlier_parts(tmp_path, bundle_path):
+    frame = credit_frame(2000, seed=9)
+    frame.loc[1500, "channel"] = None
+    source = write_frame(tmp_path / "in.parquet", frame)
+    out = tmp_path / "out"
+    with pytest.raises(DataError, match="row 1500"):
+        edgewise.score(bundle_path, source, out, strict=True, batch_rows=500, part_rows=1000)
+    assert [p.name for p in sorted(out.glob("part-*.parquet"))] == ["part-00000-00000.parquet"]
+    assert pq.read_table(out / "part-00000-00000.parquet").num_rows == 1000
+
+
+SCORE_THEN_REPORT_ENVIRONMENT = """
+import os
+import sys
+from click.testing import CliRunner
+from threadpoolctl import threadpool_info
+from edgewise.cli import main
+
+# The settings only take effect if numpy and the core are first loaded after they are made.
+assert "numpy" not in sys.modules and "edgewise._core" not in sys.modules
+result = CliRunner().invoke(main, sys.argv[1:])
+assert result.exit_code == 0, result.output
+blas = [pool["num_threads"] for pool in threadpool_info() if pool["internal_api"] == "openblas"]
+print(max(blas, default=1), os.environ["MIMALLOC_PURGE_DELAY"])
+"""
+
+
+def test_score_runs_with_its_environment(tmp_path, bundle_path):
+    """`edgewise score` keeps OpenBLAS to one thread and mimalloc's freed memory for reuse."""
+    source = write_frame(tmp_path / "in.parquet", credit_frame(100, seed=2))
+    env = {k: v for k, v in os.environ.items() if k not in SCORE_ENVIRONMENT}
+    args = [str(bundle_path), str(source), "-o", str(tmp_path / "out"), "--insecure-unsigned"]
+    result = subprocess.run(
+        [sys.executable, "-c", SCORE_THEN_REPORT_ENVIRONMENT, "score", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.split()[-2:] == ["1", "-1"]

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +229,7 @@ class ScoreRun:
                 done += part.rows
                 scored += part_scored
                 quarantined += part_quarantined
+            writes.drain()
         shutil.rmtree(self.out / TMP_DIR, ignore_errors=True)
         drifted = self._merge_profiles() if self.profile else None
         summary = ScoreSummary(
@@ -316,8 +318,7 @@ class ScoreRun:
     ) -> tuple[int, int]:
         path = self.inputs[part.file_index]
         source = str(path)
-        tmp_scores = self.out / TMP_DIR / part.name
-        tmp_quarantine = self.out / TMP_DIR / f"quarantine-{part.name}"
+        tmp_scores, tmp_quarantine = self._tmp_paths(part)
         scores = ParquetWriter(tmp_scores, self.compression, self.threads)
         quarantine: ParquetWriter | None = None
         scored = rejected_total = 0
@@ -336,20 +337,36 @@ class ScoreRun:
                     f"{source}: row {first_row + int(rejected[0])}: {reasons[0]} "
                     "(--strict stops at the first row that cannot be scored)"
                 )
-            writes.submit(scores, self._scored(batch, result))
+            writes.submit(partial(scores.write, self._scored(batch, result)))
             scored += int(result.accepted.sum())
             if len(rejected):
                 quarantine = quarantine or ParquetWriter(
                     tmp_quarantine, self.compression, self.threads
                 )
                 writes.submit(
-                    quarantine, self._rejected(batch, source, first_row, rejected, reasons)
+                    partial(
+                        quarantine.write,
+                        self._rejected(batch, source, first_row, rejected, reasons),
+                    )
                 )
                 rejected_total += len(rejected)
             first_row += batch.num_rows
             if progress:
                 progress(done + first_row - part.first_row, total)
-        writes.drain()
+        # Publishing (footer, fsync, renames) follows the part's writes on the writer thread,
+        # so the next part is read and scored meanwhile instead of waiting for the disk.
+        writes.submit(partial(self._publish, part, scores, quarantine, part_profile))
+        return scored, rejected_total
+
+    def _publish(
+        self,
+        part: Part,
+        scores: ParquetWriter,
+        quarantine: ParquetWriter | None,
+        part_profile: Profile | None,
+    ) -> None:
+        """Close a part's files and give them their final names, the scores last."""
+        tmp_scores, tmp_quarantine = self._tmp_paths(part)
         scores.close()
         if quarantine is not None:
             quarantine.close()
@@ -358,7 +375,10 @@ class ScoreRun:
             write_atomic(self.out / PROFILES_DIR / part.name, part_profile.to_bytes())
         os.replace(tmp_scores, self.out / part.name)
         _fsync_directory(self.out)
-        return scored, rejected_total
+
+    def _tmp_paths(self, part: Part) -> tuple[Path, Path]:
+        """Where a part's scores and quarantined rows are written until it is published."""
+        return self.out / TMP_DIR / part.name, self.out / TMP_DIR / f"quarantine-{part.name}"
 
     def _scored(self, batch: Batch, result: ScoredBatch) -> Batch:
         kept = batch.select(self.keep)
@@ -387,18 +407,31 @@ class ScoreRun:
 class WriteBehind:
     """Encodes and writes batches on a helper thread, so Parquet encoding overlaps the model.
 
-    At most `depth` batches wait, which keeps memory bounded; writes happen in submission order.
+    At most `depth` tasks (a batch's write, a part's publication) wait, which keeps memory
+    bounded; they run in submission order. Once a task fails the later ones are skipped, so a
+    part whose write failed is never published; on leaving after any other error, the tasks
+    already submitted still run, so a part scored before the error is published.
     """
 
     def __init__(self, depth: int = 2) -> None:
         self.depth = depth
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgewise-write")
         self.pending: list[Future[None]] = []
+        self.failed = False  # only the pool's one thread reads and sets it
 
-    def submit(self, writer: ParquetWriter, batch: Batch) -> None:
+    def submit(self, task: Callable[[], object]) -> None:
         while len(self.pending) >= self.depth:
             self.pending.pop(0).result()
-        self.pending.append(self.pool.submit(writer.write, batch))
+        self.pending.append(self.pool.submit(self._run, task))
+
+    def _run(self, task: Callable[[], object]) -> None:
+        if self.failed:
+            raise ScoreRunError("skipped after an earlier write failed")
+        try:
+            task()
+        except BaseException:
+            self.failed = True
+            raise
 
     def drain(self) -> None:
         """Wait for every submitted write; re-raises the first failure."""
@@ -409,7 +442,7 @@ class WriteBehind:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.pool.shutdown(wait=True)
 
 
 def _file_identity(path: Path) -> dict[str, Any]:

@@ -7,8 +7,8 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow_array::{RecordBatch, RecordBatchReader};
-use arrow_schema::Schema;
+use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchReader};
+use arrow_schema::{DataType, Schema};
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
@@ -71,11 +71,9 @@ impl PyParquetFile {
             indices.push(index);
         }
         let mask = ProjectionMask::roots(self.metadata.parquet_schema(), indices.iter().copied());
-        let schema = Arc::new(schema.project(&{
-            let mut sorted = indices.clone();
-            sorted.sort_unstable();
-            sorted
-        })?);
+        let mut roots = indices;
+        roots.sort_unstable();
+        let schema = Arc::new(schema.project(&roots)?);
         // The projection mask yields columns in file order; batches come back in the order asked.
         let order = columns
             .iter()
@@ -86,6 +84,7 @@ impl PyParquetFile {
             mask,
             schema,
             order,
+            roots,
         })
     }
 
@@ -131,14 +130,72 @@ impl PyParquetFile {
     ) -> Result<RecordBatch> {
         let projection = self.projection(columns, dictionary)?;
         self.check_row_groups(row_groups)?;
-        let parts = self.pool.install(|| {
-            row_groups
+        if row_groups.len() <= 1 {
+            let parts = row_groups
+                .iter()
+                .map(|&rg| self.pool.install(|| self.read_row_group(&projection, rg)))
+                .collect::<Result<Vec<_>>>()?;
+            let batch = arrow_select::concat::concat_batches(&projection.schema, &parts)?;
+            return Ok(batch.project(&projection.order)?);
+        }
+        // Columns in parallel, each decoded across every row group straight into the batch's
+        // array: row groups in parallel had to be concatenated afterwards, a copy of the whole
+        // batch that took about a sixth of reading's CPU (BENCHMARKS.md, branch pipe).
+        let arrays = self.pool.install(|| {
+            projection
+                .roots
                 .par_iter()
-                .map(|&rg| self.read_row_group(&projection, rg))
+                .zip(projection.schema.fields().par_iter())
+                .map(|(&root, field)| {
+                    if matches!(field.data_type(), DataType::Dictionary(..)) {
+                        // Each row group has its own dictionary, which a reader spanning
+                        // several would spill into plain strings: one read per row group,
+                        // then only the keys (and the small dictionaries) are concatenated.
+                        let parts = row_groups
+                            .iter()
+                            .map(|&rg| self.read_column(&projection, root, &[rg]))
+                            .collect::<Result<Vec<_>>>()?;
+                        let parts: Vec<&dyn Array> = parts.iter().map(AsRef::as_ref).collect();
+                        Ok(arrow_select::concat::concat(&parts)?)
+                    } else {
+                        self.read_column(&projection, root, row_groups)
+                    }
+                })
                 .collect::<Result<Vec<_>>>()
         })?;
-        let batch = arrow_select::concat::concat_batches(&projection.schema, &parts)?;
+        let batch = RecordBatch::try_new(projection.schema.clone(), arrays)?;
         Ok(batch.project(&projection.order)?)
+    }
+
+    /// One column (root `root` of the file) of `row_groups`, as one array.
+    fn read_column(
+        &self,
+        projection: &Projection,
+        root: usize,
+        row_groups: &[usize],
+    ) -> Result<ArrayRef> {
+        let file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        let metadata = projection.metadata.metadata();
+        let rows: i64 = row_groups
+            .iter()
+            .map(|&rg| metadata.row_group(rg).num_rows())
+            .sum();
+        let reader =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(file, projection.metadata.clone())
+                .with_row_groups(row_groups.to_vec())
+                .with_projection(ProjectionMask::roots(
+                    self.metadata.parquet_schema(),
+                    [root],
+                ))
+                .with_batch_size(usize::try_from(rows).unwrap_or(1).max(1))
+                .build()
+                .map_err(|e| Error::parquet(&self.path, e))?;
+        let batches = reader
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::parquet(&self.path, format!("row groups {row_groups:?}: {e}")))?;
+        // One batch (the batch size is every row: readers span row groups): no copy.
+        let parts: Vec<&dyn Array> = batches.iter().map(|b| b.column(0).as_ref()).collect();
+        Ok(arrow_select::concat::concat(&parts)?)
     }
 
     /// Folds every row group's `columns` into a state: `lanes` states (`start(lane)` makes
@@ -188,6 +245,8 @@ struct Projection {
     schema: Arc<Schema>,
     /// Their positions in `schema`, in the order asked.
     order: Vec<usize>,
+    /// The file's root columns behind `schema`'s fields, in the same (file) order.
+    roots: Vec<usize>,
 }
 
 #[pymethods]
