@@ -24,7 +24,6 @@ import io
 import json
 import os
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -259,15 +258,19 @@ def _check_manifest(manifest: Any, source: str) -> None:
 def write_atomic(path: Path, data: bytes) -> Path:
     """Write `data` to `path` so that readers see the old file or the whole new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # What tempfile.mkstemp does (a random name, O_EXCL, no symlink followed), without
+    # importing tempfile and random: about 3 ms of every `edgewise score` start-up.
+    tmp = path.parent / f".{path.name}.{os.urandom(8).hex()}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(tmp, flags, 0o600)
     try:
         with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), 0o644)  # mkstemp makes 0600; this is a shared artefact
+            os.fchmod(handle.fileno(), 0o644)  # whatever the umask: this is a shared artefact
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
