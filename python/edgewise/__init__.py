@@ -6,9 +6,9 @@ as `edgewise agent run` can set up the environment before the Rust core and nump
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ._lazy import lazy_names
 from .exceptions import (
     BundleError,
     DataError,
@@ -57,19 +57,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'edgewise' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
-
-
 __all__ = [
     "Batch",
     "Bundle",
@@ -96,3 +83,5 @@ __all__ = [
     "score",
     "validate",
 ]
+
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, __all__)

@@ -47,9 +47,8 @@ from ..bundle import MAX_BUNDLE_BYTES, Bundle, read_capped, write_atomic
 from ..exceptions import BundleError, TrustError
 from .keys import ROOT_KEY_PREFIX, KeyRing
 from .operators import set_operator_keys
-from .targets import BundleTarget
+from .targets import METADATA_DIR, BundleTarget
 
-METADATA_DIR = "metadata"
 TARGETS_DIR = "targets"
 DEFAULT_ROOT_THRESHOLD = 2
 #: How long each role's metadata stays valid after signing. Short for the timestamp so that a

@@ -15,6 +15,8 @@ from tuf.api.metadata import TargetFile
 
 from ..exceptions import TrustError
 
+#: Where a repository keeps its TUF metadata; verification needs it without the signing side.
+METADATA_DIR = "metadata"
 SUFFIX = ".ewb"
 CUSTOM_KEY = "edgewise"
 

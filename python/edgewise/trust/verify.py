@@ -24,8 +24,7 @@ from ..bundle import Bundle, read_capped, read_manifest
 from ..exceptions import TrustError
 from .accepted import AcceptedVersions
 from .fetchers import DirectoryFetcher
-from .repository import METADATA_DIR
-from .targets import BundleTarget, target_path
+from .targets import METADATA_DIR, BundleTarget, target_path
 
 #: Caps on metadata sizes, enforced while bytes arrive: a repository (or whoever stands in for
 #: it) cannot make a client read endless metadata. Ample for thousands of bundles.
