@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, SchemaRef};
 use parquet::arrow::arrow_writer::{compute_leaves, ArrowRowGroupWriterFactory};
 use parquet::arrow::ArrowWriter;
@@ -97,6 +97,13 @@ impl OpenFile {
                 props = props
                     .set_column_dictionary_enabled(path.clone(), false)
                     .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
+            } else if is_constant_string(column) {
+                // The model name: a dictionary would hash and compare the string on every row
+                // (about 7% of the writer's CPU). Written plain, the repeats cost zstd next to
+                // nothing: 8 KB more in 54 MB for 4M scored rows (BENCHMARKS.md, branch write2).
+                props = props
+                    .set_column_dictionary_enabled(path.clone(), false)
+                    .set_column_encoding(path, Encoding::PLAIN);
             }
         }
         // ArrowWriter embeds the Arrow schema in the footer metadata; its lower-level parts
@@ -156,6 +163,18 @@ fn few_distinct(column: &ArrayRef) -> bool {
     let values = values.as_primitive::<Int64Type>();
     let distinct: HashSet<Option<i64>> = values.iter().collect();
     distinct.len() * 16 <= values.len().max(16)
+}
+
+/// Whether `column` is a string column holding one value on every row (and no nulls).
+fn is_constant_string(column: &ArrayRef) -> bool {
+    if column.is_empty() || column.null_count() > 0 {
+        return false;
+    }
+    let Some(strings) = column.as_string_opt::<i32>() else {
+        return false;
+    };
+    let first = strings.value(0);
+    strings.iter().all(|value| value == Some(first))
 }
 
 #[pyclass(name = "ParquetWriter", module = "edgewise._core", frozen)]
