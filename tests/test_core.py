@@ -164,8 +164,8 @@ def test_writer_round_trip_and_misuse(tmp_path):
 def test_writer_encodes_each_kind_of_column_for_its_values(tmp_path):
     """Scores split into byte planes without a dictionary, identifiers as deltas, labels, the
     version and varied strings through a dictionary, a constant string (the model name) plain;
-    one row group per batch, every value and type back as written (also identifiers whose
-    deltas overflow, and nulls), by pyarrow and by polars."""
+    one row group per batch (the last one written at close), every value and type back as
+    written (also identifiers whose deltas overflow, and nulls), by pyarrow and by polars."""
     rows = 5000
     rng = np.random.default_rng(3)
     ids = np.arange(rows, dtype=np.int64)
@@ -182,10 +182,12 @@ def test_writer_encodes_each_kind_of_column_for_its_values(tmp_path):
     )
     writer = ParquetWriter(tmp_path / "out.parquet", "zstd", 2)
     writer.write(batch)
+    writer.write(batch.filter(np.zeros(rows, dtype=bool)))  # an empty row group, kept in order
     writer.write(batch)
     writer.close()
     file = pq.ParquetFile(tmp_path / "out.parquet")
-    assert file.metadata.num_row_groups == 2
+    groups = [file.metadata.row_group(i).num_rows for i in range(file.metadata.num_row_groups)]
+    assert groups == [rows, 0, rows]
     encodings = {
         column.path_in_schema: set(column.encodings)
         for column in map(file.metadata.row_group(0).column, range(file.metadata.num_columns))
