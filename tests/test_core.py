@@ -162,9 +162,10 @@ def test_writer_round_trip_and_misuse(tmp_path):
 
 
 def test_writer_encodes_each_kind_of_column_for_its_values(tmp_path):
-    """Scores split into byte planes without a dictionary, identifiers as deltas, labels and
-    constants through a dictionary; one row group per batch, every value back as written
-    (also identifiers whose deltas overflow, and nulls), by pyarrow and by polars."""
+    """Scores split into byte planes without a dictionary, identifiers as deltas, labels, the
+    version and varied strings through a dictionary, a constant string (the model name) plain;
+    one row group per batch (the last one written at close), every value and type back as
+    written (also identifiers whose deltas overflow, and nulls), by pyarrow and by polars."""
     rows = 5000
     rng = np.random.default_rng(3)
     ids = np.arange(rows, dtype=np.int64)
@@ -176,24 +177,32 @@ def test_writer_encodes_each_kind_of_column_for_its_values(tmp_path):
             ("label", rng.integers(0, 3, rows)),
             ("version", 4),
             ("name", "credit"),
+            ("segment", rng.choice(np.array(["a", "b", "c"], dtype=object), rows)),
         ]
     )
     writer = ParquetWriter(tmp_path / "out.parquet", "zstd", 2)
     writer.write(batch)
+    writer.write(batch.filter(np.zeros(rows, dtype=bool)))  # an empty row group, kept in order
     writer.write(batch)
     writer.close()
     file = pq.ParquetFile(tmp_path / "out.parquet")
-    assert file.metadata.num_row_groups == 2
+    groups = [file.metadata.row_group(i).num_rows for i in range(file.metadata.num_row_groups)]
+    assert groups == [rows, 0, rows]
     encodings = {
         column.path_in_schema: set(column.encodings)
         for column in map(file.metadata.row_group(0).column, range(file.metadata.num_columns))
     }
     assert "BYTE_STREAM_SPLIT" in encodings["p"] and "RLE_DICTIONARY" not in encodings["p"]
     assert "DELTA_BINARY_PACKED" in encodings["id"] and "RLE_DICTIONARY" not in encodings["id"]
-    assert all("RLE_DICTIONARY" in encodings[c] for c in ("label", "version", "name"))
+    assert all("RLE_DICTIONARY" in encodings[c] for c in ("label", "version", "segment"))
+    assert encodings["name"] == {"PLAIN", "RLE"} and encodings["segment"] != encodings["name"]
     written = pa.Table.from_batches([pa.record_batch(batch)] * 2)
     assert file.read().equals(written)
-    assert pl.read_parquet(tmp_path / "out.parquet").to_arrow()["id"].equals(written["id"])
+    assert file.schema_arrow.field("name").type == pa.string()
+    assert file.metadata.row_group(0).column(4).statistics.min == "credit"
+    polars = pl.read_parquet(tmp_path / "out.parquet")
+    assert polars["name"].dtype == pl.String and polars["name"].to_list() == ["credit"] * 2 * rows
+    assert polars.to_arrow()["id"].equals(written["id"])
 
 
 def test_unreadable_file_names_the_path(tmp_path):

@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, SchemaRef};
-use parquet::arrow::arrow_writer::{compute_leaves, ArrowRowGroupWriterFactory};
+use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk, ArrowRowGroupWriterFactory};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -66,6 +66,9 @@ struct OpenFile {
     writer: SerializedFileWriter<File>,
     columns: ArrowRowGroupWriterFactory,
     schema: SchemaRef,
+    /// The last row group, encoded but not yet in the file: it is written while the next
+    /// one is encoded, or by `finish`.
+    pending: Option<Vec<ArrowColumnChunk>>,
 }
 
 impl OpenFile {
@@ -97,6 +100,13 @@ impl OpenFile {
                 props = props
                     .set_column_dictionary_enabled(path.clone(), false)
                     .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
+            } else if is_constant_string(column) {
+                // The model name: a dictionary would hash and compare the string on every row
+                // (about 7% of the writer's CPU). Written plain, the repeats cost zstd next to
+                // nothing: 8 KB more in 54 MB for 4M scored rows (BENCHMARKS.md, branch write2).
+                props = props
+                    .set_column_dictionary_enabled(path.clone(), false)
+                    .set_column_encoding(path, Encoding::PLAIN);
             }
         }
         // ArrowWriter embeds the Arrow schema in the footer metadata; its lower-level parts
@@ -108,15 +118,15 @@ impl OpenFile {
             writer,
             columns,
             schema,
+            pending: None,
         })
     }
 
     /// One row group holding `batch`, its columns encoded in parallel on the shared pool:
     /// the single-threaded writer made Parquet encoding the slowest stage of a linear model.
     fn write(&mut self, batch: &RecordBatch) -> parquet::errors::Result<()> {
-        let writers = self
-            .columns
-            .create_column_writers(self.writer.flushed_row_groups().len())?;
+        let index = self.writer.flushed_row_groups().len() + usize::from(self.pending.is_some());
+        let writers = self.columns.create_column_writers(index)?;
         let leaves = self
             .schema
             .fields()
@@ -126,7 +136,7 @@ impl OpenFile {
             .collect::<parquet::errors::Result<Vec<_>>>()?
             .into_iter()
             .flatten();
-        let chunks = writers
+        let encode = writers
             .into_iter()
             .zip(leaves)
             .collect::<Vec<_>>()
@@ -134,15 +144,41 @@ impl OpenFile {
             .map(|(mut writer, leaf)| {
                 writer.write(&leaf)?;
                 writer.close()
-            })
-            .collect::<parquet::errors::Result<Vec<_>>>()?;
-        let mut row_group = self.writer.next_row_group()?;
-        for chunk in chunks {
-            chunk.append_to_row_group(&mut row_group)?;
-        }
-        row_group.close()?;
+            });
+        // Copying the previous row group into the file was a serial step between two
+        // parallel ones; overlapped with this one's encoding, both cores stay busy.
+        let previous = self.pending.take();
+        let writer = &mut self.writer;
+        let (written, chunks) = rayon::join(
+            || append_row_group(writer, previous),
+            || encode.collect::<parquet::errors::Result<Vec<_>>>(),
+        );
+        written?;
+        self.pending = Some(chunks?);
         Ok(())
     }
+
+    /// Write the last row group and the footer; returns the file, not yet synced.
+    fn finish(mut self) -> parquet::errors::Result<File> {
+        append_row_group(&mut self.writer, self.pending.take())?;
+        self.writer.into_inner()
+    }
+}
+
+/// Append one encoded row group (if any) to the file.
+fn append_row_group(
+    writer: &mut SerializedFileWriter<File>,
+    chunks: Option<Vec<ArrowColumnChunk>>,
+) -> parquet::errors::Result<()> {
+    let Some(chunks) = chunks else {
+        return Ok(());
+    };
+    let mut row_group = writer.next_row_group()?;
+    for chunk in chunks {
+        chunk.append_to_row_group(&mut row_group)?;
+    }
+    row_group.close()?;
+    Ok(())
 }
 
 /// Whether an integer column looks categorical (labels, versions, codes) rather than like
@@ -156,6 +192,18 @@ fn few_distinct(column: &ArrayRef) -> bool {
     let values = values.as_primitive::<Int64Type>();
     let distinct: HashSet<Option<i64>> = values.iter().collect();
     distinct.len() * 16 <= values.len().max(16)
+}
+
+/// Whether `column` is a string column holding one value on every row (and no nulls).
+fn is_constant_string(column: &ArrayRef) -> bool {
+    if column.is_empty() || column.null_count() > 0 {
+        return false;
+    }
+    let Some(strings) = column.as_string_opt::<i32>() else {
+        return false;
+    };
+    let first = strings.value(0);
+    strings.iter().all(|value| value == Some(first))
 }
 
 #[pyclass(name = "ParquetWriter", module = "edgewise._core", frozen)]
@@ -195,11 +243,7 @@ impl PyParquetWriter {
         let mut state = self.state.lock().expect("writer lock poisoned");
         match std::mem::replace(&mut *state, State::Closed) {
             State::Open(file) => {
-                // `into_inner` writes the footer first.
-                let file = file
-                    .writer
-                    .into_inner()
-                    .map_err(|e| Error::parquet(&self.path, e))?;
+                let file = file.finish().map_err(|e| Error::parquet(&self.path, e))?;
                 file.sync_all().map_err(|e| Error::io(&self.path, e))?;
                 Ok(file.metadata().map_err(|e| Error::io(&self.path, e))?.len())
             }
