@@ -2,12 +2,26 @@
 
 import os
 from collections.abc import Sequence
-from typing import Any, final
+from typing import Any, TypeAlias, final
 
 import numpy as np
 import numpy.typing as npt
 
 __version__: str
+
+#: A decoded telemetry frame's fields as `TelemetryBatch.windows` gives them: id, ts,
+#: window_start, window_end, bundle (name, version, sha256 hex, length) or None, metrics, the
+#: roles whose profiles parsed, and (role, reason) of those that did not.
+WindowFields: TypeAlias = tuple[
+    str,
+    float,
+    float,
+    float,
+    tuple[str, int, str, int] | None,
+    dict[str, float],
+    list[str],
+    list[tuple[str, str]],
+]
 
 @final
 class Batch:
@@ -223,21 +237,7 @@ class TelemetryBatch:
 
     def __new__(cls, payloads: Sequence[bytes], threads: int | None = None) -> TelemetryBatch: ...
     def __len__(self) -> int: ...
-    def windows(
-        self,
-    ) -> list[
-        tuple[
-            str,
-            float,
-            float,
-            float,
-            tuple[str, int, str, int] | None,
-            dict[str, float],
-            list[str],
-            list[tuple[str, str]],
-        ]
-        | str
-    ]:
+    def windows(self) -> list[WindowFields | str]:
         """Per payload: `(id, ts, window_start, window_end, bundle, metrics, roles, corrupt)`
         (bundle `(name, version, sha256 hex, length)` or None; roles whose profiles parsed;
         `(role, reason)` of those that did not), or why the payload was refused."""

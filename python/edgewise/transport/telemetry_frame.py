@@ -17,10 +17,14 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .._core import TELEMETRY_MAX_BYTES, TelemetryBatch
 from ..exceptions import MessageError
 from .messages import BundleRef, Telemetry
+
+if TYPE_CHECKING:
+    from .._core import WindowFields
 
 MAGIC = b"EWTM"
 FRAME_VERSION = 2
@@ -33,20 +37,6 @@ JSON_REFUSED = (
 _F64 = struct.Struct("<d")
 _BUNDLE = struct.Struct("<Q32sQ")
 _WINDOW = struct.Struct("<ddd")
-
-#: A decoded frame's fields as `TelemetryBatch.windows` gives them: id, ts, window_start,
-#: window_end, bundle (name, version, sha256 hex, length) or None, metrics, the roles whose
-#: profiles parsed, and (role, reason) of those that did not.
-WindowFields = tuple[
-    str,
-    float,
-    float,
-    float,
-    tuple[str, int, str, int] | None,
-    dict[str, float],
-    list[str],
-    list[tuple[str, str]],
-]
 
 
 @dataclass(frozen=True)
