@@ -218,6 +218,50 @@ def test_writer_encodes_each_kind_of_column_for_its_values(tmp_path):
     assert polars.to_arrow()["id"].equals(written["id"])
 
 
+def test_writer_mixes_columns_written_from_values_with_nested_and_null_ones(tmp_path):
+    """int64 / float64 columns without nulls go from their buffers into the column writers
+    (also when nullable, or a slice of a larger array); nested columns, and ones with nulls,
+    take the Arrow path between them: each leaf lands in its own column, values and
+    statistics back as written."""
+    rows = 3000
+    rng = np.random.default_rng(5)
+    table = pa.table(
+        {
+            "nested": pa.array([{"a": i, "b": [float(i)] * (i % 3)} for i in range(rows)]),
+            "ids": pa.array(np.arange(rows, dtype=np.int64)),  # nullable, no nulls
+            "gaps": pa.array(rng.random(rows), mask=np.arange(rows) % 5 == 0),
+            "tags": pa.array([["x"] * (i % 2) for i in range(rows)]),
+        }
+    )
+    wide = Batch.from_arrow(pa.table({"late": np.arange(2 * rows, dtype=np.int64)}))
+    batch = (
+        Batch.from_arrow(table)
+        .with_columns([("p", rng.random(rows)), ("label", rng.integers(0, 2, rows))])
+        .append_columns([wide.slice(rows, rows)])
+    )
+    writer = ParquetWriter(tmp_path / "out.parquet", "zstd", 2)
+    writer.write(batch)
+    writer.write(batch.slice(7, 100))
+    writer.close()
+    file = pq.ParquetFile(tmp_path / "out.parquet")
+    expected = pa.Table.from_batches([pa.record_batch(batch), pa.record_batch(batch.slice(7, 100))])
+    assert file.read().equals(expected)
+    assert (
+        pl.read_parquet(tmp_path / "out.parquet")
+        .to_arrow()
+        .equals(pl.from_arrow(expected).to_arrow())
+    )
+    metadata = file.metadata.row_group(1)
+    statistics = {
+        metadata.column(i).path_in_schema: metadata.column(i).statistics
+        for i in range(metadata.num_columns)
+    }
+    assert (statistics["late"].min, statistics["late"].max) == (rows + 7, rows + 106)
+    assert (statistics["ids"].min, statistics["ids"].null_count) == (7, 0)
+    p = pa.record_batch(batch.slice(7, 100))["p"].to_numpy()
+    assert (statistics["p"].min, statistics["p"].max) == (p.min(), p.max())
+
+
 def test_unreadable_file_names_the_path(tmp_path):
     (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really")
     with pytest.raises(DataFileError, match=r"bad\.parquet: not a readable Parquet file"):
