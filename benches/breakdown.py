@@ -6,7 +6,7 @@ in-process, one stage after the other (the CLI overlaps reading and writing with
 * read: `ParquetFile.read` of the columns the model needs plus applicant_id, in the batches of
   row groups `edgewise score` reads (`edgewise.score.plan_parts`), opening the files included;
 * row checks: `model.layout.check_rows` on each batch;
-* model: `model.engine.plan.run(batch)` on the batch already read;
+* model: `model.engine.plan.score(batch, ...)` on the batch already read: the score columns;
 * write: the score columns (with applicant_id, model name and version, as `edgewise score
   --keep applicant_id` writes them) through a zstd `ParquetWriter`, one file per part.
 
@@ -69,14 +69,13 @@ def native_breakdown(
             started = time.perf_counter()
             batch = files[part.file_index].read(list(row_groups), columns, dictionary)
             read = time.perf_counter()
-            _, rejected, _ = model.layout.check_rows(batch, source)
+            rejected = model.layout.check_rows(batch, source).rejected_rows
             checked = time.perf_counter()
-            if len(rejected):
+            if rejected:
                 raise SystemExit(f"{source}: {len(rejected)} rows rejected by the row checks")
-            results = plan.run(batch, threads)
+            scores = plan.score(batch, model.outputs.column_sources(), threads)
             ran = time.perf_counter()
-            scores = model.outputs.score_columns(results)
-            writer.write(batch.select([KEEP]).with_columns([*scores, *constants]))
+            writer.write(batch.select([KEEP]).append_columns([scores]).with_columns(constants))
             written = time.perf_counter()
             seconds["read"] += read - started
             seconds["row checks"] += checked - read

@@ -67,11 +67,24 @@ def test_prepare_matches_row_by_row_reference(table, x_missing, enforce):
         [("num", "float32", ["x", "n"]), ("cat", "string", ["s"])],
         [("x", x_missing, None), ("n", False, None), ("s", False, known)],
     )
-    tensors, accepted, rejected, reasons = layout.prepare(Batch.from_arrow(table), "t")
+    batch = Batch.from_arrow(table)
+    tensors, verdicts = layout.prepare(batch, "t")
     want_accepted, want_reasons, want_num, want_cat = reference(table, x_missing, known)
-    assert accepted.tolist() == want_accepted
-    assert rejected.tolist() == [i for i, ok in enumerate(want_accepted) if not ok]
-    assert [r.replace("'", '"') for r in reasons] == [r.replace("'", '"') for r in want_reasons]
+    want_rejected = [i for i, ok in enumerate(want_accepted) if not ok]
+    assert (verdicts.rows, verdicts.accepted_rows) == (len(want_accepted), sum(want_accepted))
+    assert verdicts.rejected_rows == want_rejected
+    assert [r.replace("'", '"') for r in verdicts.reasons] == [
+        r.replace("'", '"') for r in want_reasons
+    ]
+    # The verdicts select the same rows as a mask would, from the batch or a projection of it.
+    ids = pa.array(range(len(want_accepted)))
+    numbered = Batch.from_arrow(pa.table({"id": ids}))
+    assert pa.table(verdicts.accepted(numbered))["id"].to_pylist() == [
+        i for i, ok in enumerate(want_accepted) if ok
+    ]
+    assert pa.table(verdicts.rejected(numbered))["id"].to_pylist() == want_rejected
+    assert verdicts.accepted(batch).num_rows == sum(want_accepted)
+    assert layout.check_rows(batch, "t").rejected_rows == want_rejected
     np.testing.assert_array_equal(tensors["num"], want_num)
     assert tensors["num"].dtype == np.float32 and tensors["num"].shape == (sum(want_accepted), 2)
     assert tensors["cat"].reshape(-1).tolist() == want_cat.reshape(-1).tolist()
@@ -205,7 +218,69 @@ def test_writer_encodes_each_kind_of_column_for_its_values(tmp_path):
     assert polars.to_arrow()["id"].equals(written["id"])
 
 
+def test_writer_mixes_columns_written_from_values_with_nested_and_null_ones(tmp_path):
+    """int64 / float64 columns without nulls go from their buffers into the column writers
+    (also when nullable, or a slice of a larger array); nested columns, and ones with nulls,
+    take the Arrow path between them: each leaf lands in its own column, values and
+    statistics back as written."""
+    rows = 3000
+    rng = np.random.default_rng(5)
+    table = pa.table(
+        {
+            "nested": pa.array([{"a": i, "b": [float(i)] * (i % 3)} for i in range(rows)]),
+            "ids": pa.array(np.arange(rows, dtype=np.int64)),  # nullable, no nulls
+            "gaps": pa.array(rng.random(rows), mask=np.arange(rows) % 5 == 0),
+            "tags": pa.array([["x"] * (i % 2) for i in range(rows)]),
+        }
+    )
+    wide = Batch.from_arrow(pa.table({"late": np.arange(2 * rows, dtype=np.int64)}))
+    batch = (
+        Batch.from_arrow(table)
+        .with_columns([("p", rng.random(rows)), ("label", rng.integers(0, 2, rows))])
+        .append_columns([wide.slice(rows, rows)])
+    )
+    writer = ParquetWriter(tmp_path / "out.parquet", "zstd", 2)
+    writer.write(batch)
+    writer.write(batch.slice(7, 100))
+    writer.close()
+    file = pq.ParquetFile(tmp_path / "out.parquet")
+    expected = pa.Table.from_batches([pa.record_batch(batch), pa.record_batch(batch.slice(7, 100))])
+    assert file.read().equals(expected)
+    assert (
+        pl.read_parquet(tmp_path / "out.parquet")
+        .to_arrow()
+        .equals(pl.from_arrow(expected).to_arrow())
+    )
+    metadata = file.metadata.row_group(1)
+    statistics = {
+        metadata.column(i).path_in_schema: metadata.column(i).statistics
+        for i in range(metadata.num_columns)
+    }
+    assert (statistics["late"].min, statistics["late"].max) == (rows + 7, rows + 106)
+    assert (statistics["ids"].min, statistics["ids"].null_count) == (7, 0)
+    p = pa.record_batch(batch.slice(7, 100))["p"].to_numpy()
+    assert (statistics["p"].min, statistics["p"].max) == (p.min(), p.max())
+
+
 def test_unreadable_file_names_the_path(tmp_path):
     (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really")
     with pytest.raises(DataFileError, match=r"bad\.parquet: not a readable Parquet file"):
         ParquetFile(tmp_path / "bad.parquet")
+
+
+def test_batch_slice_append_and_column_share_or_convert_columns():
+    batch = Batch.from_arrow(pa.table({"x": [1.0, 2.0, 3.0], "s": ["a", None, "c"]}))
+    other = batch.select([]).with_columns([("n", [7, 8, 9]), ("t", ["p", "q", None])])
+    joined = batch.append_columns([other, batch.select(["x"]).slice(0, 3)])
+    assert pa.table(joined).column_names == ["x", "s", "n", "t", "x"]
+    assert pa.table(joined.slice(1, 2)).to_pydict()["n"] == [8, 9]
+    assert joined.slice(3, 0).num_rows == 0
+    with pytest.raises(ValueError, match=r"rows 2\.\.4 are outside a batch of 3 rows"):
+        batch.slice(2, 2)
+    with pytest.raises(ValueError, match="cannot put a batch of 1 rows beside one of 3"):
+        batch.append_columns([batch.slice(0, 1)])
+    np.testing.assert_array_equal(joined.column("n"), np.array([7, 8, 9], dtype=np.int64))
+    assert joined.column("t").tolist() == ["p", "q", None]
+    assert joined.column("x").dtype == np.float64
+    with pytest.raises(ValueError, match="lists must hold int, or str and None"):
+        batch.with_columns([("bad", [1.5, 2.5, 3.5])])

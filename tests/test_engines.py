@@ -72,9 +72,9 @@ def test_unknown_engine_is_a_value_error(bundle_path):
 def test_bare_graph_runs_natively_on_arrow_columns():
     model = Model.from_onnx(_graph_with("Abs"), name="abs", engine="native")
     table = pa.table({"x": [-1.5, 2.0, None]})
-    outputs, accepted, rejected, _ = model.engine.run(model.layout, Batch.from_arrow(table), "t")
-    assert accepted.tolist() == [True, True, True] and len(rejected) == 0
-    np.testing.assert_array_equal(outputs["y"].reshape(-1), [1.5, 2.0, np.nan])
+    scores, verdicts = model.engine.run(model.layout, Batch.from_arrow(table), "t")
+    assert verdicts.accepted_rows == 3 and verdicts.rejected_rows == []
+    np.testing.assert_array_equal(scores.column("prediction"), [1.5, 2.0, np.nan])
 
 
 def test_empty_and_one_row_batches(bundle_path, frame):
@@ -100,3 +100,26 @@ def test_unsupported_lists_every_node():
     data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     reasons = Plan.unsupported(data.SerializeToString())
     assert [r.split(" node")[0] for r in reasons] == ["ai.onnx:Tanh", "ai.onnx:Erf"]
+
+
+@pytest.mark.parametrize("rows", [0, 1, 300])
+def test_both_engines_give_the_same_columns_and_verdicts(bundle_path, frame, rows):
+    """The native plan's Arrow score columns have onnxruntime's names, types and values, and
+    both engines refuse the same rows for the same reasons (empty batches included)."""
+    data = frame.head(rows).copy()
+    if rows > 2:
+        data.loc[[1, 2], "product"] = None  # refused: the model cannot take a null category
+    batch = Batch.from_arrow(pa.Table.from_pandas(data, preserve_index=False))
+    native = Model.load(bundle_path, engine="native").score(batch, "t")
+    runtime = Model.load(bundle_path, engine="onnxruntime").score(batch, "t")
+    assert native.rejected_rows == runtime.rejected_rows == ([1, 2] if rows > 2 else [])
+    assert native.reasons == runtime.reasons
+    ours, theirs = pa.table(native.scores), pa.table(runtime.scores)
+    assert ours.schema == theirs.schema
+    assert ours.num_rows == native.verdicts.accepted_rows == rows - len(native.rejected_rows)
+    assert ours["label"].equals(theirs["label"])
+    for name in ("proba_0", "proba_1"):
+        np.testing.assert_allclose(ours[name].to_numpy(), theirs[name].to_numpy(), atol=1e-5)
+    # The numpy view of the same columns, for callers that compute on them.
+    assert [name for name, _ in native.columns] == ours.column_names
+    np.testing.assert_array_equal(dict(native.columns)["proba_1"], ours["proba_1"].to_numpy())

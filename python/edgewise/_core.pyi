@@ -36,13 +36,25 @@ class Batch:
     def column_names(self) -> list[str]: ...
     def select(self, names: list[str]) -> Batch:
         """The columns named, in that order."""
+    def slice(self, offset: int, length: int) -> Batch:
+        """`length` rows from `offset` on, sharing this batch's buffers."""
+    def append_columns(self, others: list[Batch]) -> Batch:
+        """This batch with the columns of `others` after its own, in order (no copy)."""
+    def column(self, name: str) -> npt.NDArray[Any]:
+        """One column as a numpy array (float64, float32, int64, bool, or str objects)."""
     def filter(self, mask: npt.NDArray[np.bool_]) -> Batch:
         """The rows where `mask` is true."""
     def with_columns(
-        self, columns: Sequence[tuple[str, npt.NDArray[Any] | str | int | float]]
+        self,
+        columns: Sequence[
+            tuple[
+                str,
+                npt.NDArray[Any] | list[int] | list[str] | list[str | None] | str | int | float,
+            ]
+        ],
     ) -> Batch:
         """This batch with columns appended: 1-D numpy arrays (float32/64, int64, bool or str
-        objects), or a str / int / float repeated on every row."""
+        objects), lists of int or of str, or a str / int / float repeated on every row."""
     def __len__(self) -> int: ...
     def __arrow_c_schema__(self) -> object: ...
     def __arrow_c_array__(
@@ -92,14 +104,30 @@ class InputLayout:
     def columns(self) -> list[str]: ...
     def prepare(
         self, batch: Batch, source: str = "input"
-    ) -> tuple[
-        dict[str, npt.NDArray[Any]], npt.NDArray[np.bool_], npt.NDArray[np.int64], list[str]
-    ]:
-        """Validate rows and build tensors: (tensors, accepted mask, rejected rows, reasons)."""
-    def check_rows(
-        self, batch: Batch, source: str = "input"
-    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64], list[str]]:
-        """Validate rows only: (accepted mask, rejected rows, reasons)."""
+    ) -> tuple[dict[str, npt.NDArray[Any]], RowVerdicts]:
+        """Validate rows and build tensors of the accepted ones: (tensors, verdicts)."""
+    def check_rows(self, batch: Batch, source: str = "input") -> RowVerdicts:
+        """Validate rows only."""
+
+@final
+class RowVerdicts:
+    """Which rows of a batch the model scores, and why the others are refused."""
+
+    @property
+    def rows(self) -> int: ...
+    @property
+    def accepted_rows(self) -> int:
+        """How many rows the model scores."""
+    @property
+    def rejected_rows(self) -> list[int]:
+        """Indices of the refused rows, in order."""
+    @property
+    def reasons(self) -> list[str]:
+        """Why each refused row was refused, in the order of `rejected_rows`."""
+    def accepted(self, batch: Batch) -> Batch:
+        """The accepted rows of `batch` (the batch judged, or a projection of it)."""
+    def rejected(self, batch: Batch) -> Batch:
+        """The refused rows of `batch`, in order."""
 
 @final
 class Plan:
@@ -124,6 +152,11 @@ class Plan:
         """Run on numpy arrays keyed by graph input name, like onnxruntime's session.run."""
     def run(self, batch: Batch, threads: int | None = None) -> dict[str, npt.NDArray[Any]]:
         """Run on an Arrow batch, in parallel over blocks of rows."""
+    def score(
+        self, batch: Batch, columns: list[tuple[str, str, int | None]], threads: int | None = None
+    ) -> Batch:
+        """Run on an Arrow batch and return the score columns: `columns` lists (column name,
+        graph output, column of a 2-D output or None). No numpy array is made."""
 
 @final
 class Profile:

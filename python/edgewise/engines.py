@@ -1,26 +1,27 @@
 """The engines that run a model's ONNX graph: edgewise's native Rust plan, or onnxruntime.
 
-Both take an Arrow batch and the model's `InputLayout` and return the graph's outputs for
-the rows the layout accepts, so the caller never cares which engine ran.
+Both take an Arrow batch and the model's `InputLayout` and return the score columns of the
+rows the layout accepts, as an Arrow batch, so the caller never cares which engine ran.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-import numpy as np
-
-from ._core import Batch, InputLayout, Plan
+from ._core import Batch, InputLayout, Plan, RowVerdicts
 from .exceptions import ModelError, UnsupportedModelError
+
+if TYPE_CHECKING:
+    from .model import Outputs
 
 EngineChoice = Literal["auto", "native", "onnxruntime"]
 ENGINE_CHOICES: tuple[EngineChoice, ...] = ("auto", "native", "onnxruntime")
 
 Inputs = list[tuple[str, str, list[str]]]
 
-#: Graph outputs, accepted-row mask, rejected row indices, their reasons.
-EngineResult = tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, list[str]]
+#: The score columns of the accepted rows, and which rows those are.
+EngineResult = tuple[Batch, RowVerdicts]
 
 
 class Engine(Protocol):
@@ -32,19 +33,22 @@ class Engine(Protocol):
 
 
 class NativeEngine:
-    """edgewise's Rust plan: reads the Arrow columns directly, in parallel over row blocks."""
+    """edgewise's Rust plan: reads the Arrow columns directly, in parallel over row blocks, and
+    returns Arrow columns (no numpy array on the way)."""
 
     name = "native"
 
-    def __init__(self, model: bytes, inputs: Inputs, threads: int | None = None) -> None:
+    def __init__(
+        self, model: bytes, inputs: Inputs, outputs: Outputs, threads: int | None = None
+    ) -> None:
         self.plan = Plan(model, inputs)
+        self.columns = outputs.column_sources()
         self.threads = threads
 
     def run(self, layout: InputLayout, batch: Batch, source: str) -> EngineResult:
-        accepted, rejected, reasons = layout.check_rows(batch, source)
-        if len(rejected):
-            batch = batch.filter(accepted)
-        return self.plan.run(batch, self.threads), accepted, rejected, reasons
+        verdicts = layout.check_rows(batch, source)
+        accepted = verdicts.accepted(batch)
+        return self.plan.score(accepted, self.columns, self.threads), verdicts
 
 
 class OnnxRuntimeEngine:
@@ -52,9 +56,10 @@ class OnnxRuntimeEngine:
 
     name = "onnxruntime"
 
-    def __init__(self, model: bytes, threads: int | None = None) -> None:
+    def __init__(self, model: bytes, outputs: Outputs, threads: int | None = None) -> None:
         import onnxruntime as ort
 
+        self.outputs = outputs
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or os.cpu_count() or 1
         options.inter_op_num_threads = 1
@@ -69,13 +74,17 @@ class OnnxRuntimeEngine:
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def run(self, layout: InputLayout, batch: Batch, source: str) -> EngineResult:
-        tensors, accepted, rejected, reasons = layout.prepare(batch, source)
+        tensors, verdicts = layout.prepare(batch, source)
+        rows = verdicts.accepted(batch).select([])
+        if not verdicts.accepted_rows:
+            return rows.with_columns(self.outputs.empty_columns()), verdicts
         values = self.session.run(self.output_names, tensors)
-        return dict(zip(self.output_names, values, strict=True)), accepted, rejected, reasons
+        results = dict(zip(self.output_names, values, strict=True))
+        return rows.with_columns(self.outputs.score_columns(results)), verdicts
 
 
 def load_engine(
-    choice: EngineChoice, model: bytes, inputs: Inputs, threads: int | None
+    choice: EngineChoice, model: bytes, inputs: Inputs, outputs: Outputs, threads: int | None
 ) -> tuple[Engine, str]:
     """The engine to run `model` with, and why it was chosen.
 
@@ -84,14 +93,14 @@ def load_engine(
     if choice not in ENGINE_CHOICES:
         raise ValueError(f"unknown engine {choice!r}: choose one of {', '.join(ENGINE_CHOICES)}")
     if choice == "onnxruntime":
-        return OnnxRuntimeEngine(model, threads), "chosen with --engine onnxruntime"
+        return OnnxRuntimeEngine(model, outputs, threads), "chosen with --engine onnxruntime"
     try:
-        engine = NativeEngine(model, inputs, threads)
+        engine = NativeEngine(model, inputs, outputs, threads)
     except UnsupportedModelError as exc:
         if choice == "native":
             raise
         reason = f"the native engine cannot run this graph ({exc}), so onnxruntime runs it"
-        return OnnxRuntimeEngine(model, threads), reason
+        return OnnxRuntimeEngine(model, outputs, threads), reason
     if choice == "native":
         return engine, "chosen with --engine native"
     return engine, "the native engine covers every operator of the graph"

@@ -5,15 +5,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from ._core import Batch, InputLayout, Profile
+from ._core import Batch, InputLayout, Profile, RowVerdicts
 from .bundle import Bundle, sha256_hex
 from .engines import EngineChoice, load_engine
 from .exceptions import BundleError, DataError, ModelError
 from .schema import Column, InputSchema
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,20 @@ class Outputs:
     def to_json(self) -> dict[str, Any]:
         return {key: value for key, value in self.__dict__.items() if value is not None}
 
+    def column_sources(self) -> list[tuple[str, str, int | None]]:
+        """Where each score column comes from: (column, graph output, column of a 2-D output)."""
+        if self.task == "regression":
+            assert self.prediction_output is not None
+            return [("prediction", self.prediction_output, None)]
+        assert self.label_output and self.probability_output and self.classes is not None
+        return [("label", self.label_output, None)] + [
+            (f"proba_{c}", self.probability_output, i) for i, c in enumerate(self.classes)
+        ]
+
     def score_columns(self, results: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
-        """The named 1-D columns of one run's results."""
+        """The named 1-D columns of one run's numpy results (onnxruntime's)."""
+        import numpy as np  # only onnxruntime's results are numpy: `edgewise score` skips it
+
         if self.task == "regression":
             assert self.prediction_output is not None
             values = results[self.prediction_output].reshape(-1).astype(np.float64, copy=False)
@@ -55,6 +68,8 @@ class Outputs:
 
     def empty_columns(self) -> list[tuple[str, np.ndarray]]:
         """Zero-row score columns with the types a real run produces."""
+        import numpy as np
+
         columns = []
         for name in self.columns:
             if name == "label":
@@ -70,10 +85,22 @@ class Outputs:
 class ScoredBatch:
     """One batch through a model: scores of the accepted rows, and why the rest were not."""
 
-    columns: list[tuple[str, np.ndarray]]
-    accepted: np.ndarray
-    rejected_rows: np.ndarray
-    reasons: list[str]
+    #: The score columns, one row per accepted row.
+    scores: Batch
+    verdicts: RowVerdicts
+
+    @property
+    def rejected_rows(self) -> list[int]:
+        return self.verdicts.rejected_rows
+
+    @property
+    def reasons(self) -> list[str]:
+        return self.verdicts.reasons
+
+    @property
+    def columns(self) -> list[tuple[str, np.ndarray]]:
+        """The score columns as numpy arrays (copies), for callers that compute on them."""
+        return [(name, self.scores.column(name)) for name in self.scores.column_names]
 
 
 class Model:
@@ -102,7 +129,7 @@ class Model:
         self.reference = reference
         self.sha256 = sha256_hex(onnx_model)
         self.layout = InputLayout(inputs, [c.rule() for c in schema.columns])
-        self.engine, self.engine_reason = load_engine(engine, onnx_model, inputs, threads)
+        self.engine, self.engine_reason = load_engine(engine, onnx_model, inputs, outputs, threads)
 
     @classmethod
     def load(
@@ -198,11 +225,8 @@ class Model:
 
     def score(self, batch: Batch, source: str = "input") -> ScoredBatch:
         """Check every row of `batch` and score the ones the model can take."""
-        results, accepted, rejected, reasons = self.engine.run(self.layout, batch, source)
-        columns = (
-            self.outputs.score_columns(results) if accepted.any() else self.outputs.empty_columns()
-        )
-        return ScoredBatch(columns, accepted, rejected, reasons)
+        scores, verdicts = self.engine.run(self.layout, batch, source)
+        return ScoredBatch(scores, verdicts)
 
     def predict(self, data: Any) -> Batch:
         """Score any table with the Arrow PyCapsule interface (polars, pyarrow, pandas).
@@ -211,14 +235,13 @@ class Model:
 
         Raises `DataError` naming the first row the model cannot score.
         """
-        batch = Batch.from_arrow(data)
-        scored = self.score(batch)
-        if len(scored.rejected_rows):
+        scored = self.score(Batch.from_arrow(data))
+        if scored.rejected_rows:
             raise DataError(
-                f"input row {int(scored.rejected_rows[0])}: {scored.reasons[0]} "
+                f"input row {scored.rejected_rows[0]}: {scored.reasons[0]} "
                 f"({len(scored.rejected_rows)} rows cannot be scored)"
             )
-        return batch.select([]).with_columns(scored.columns)
+        return scored.scores
 
     def __repr__(self) -> str:
         return f"Model({self.name!r}, version={self.version}, engine={self.engine.name!r})"

@@ -28,9 +28,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from ._core import Batch, ParquetFile, ParquetWriter, Profile
+from ._core import Batch, ParquetFile, ParquetWriter, Profile, RowVerdicts
 from .bundle import write_atomic
 from .exceptions import DataError, DataFileError, SchemaError, ScoreRunError
 from .model import Model, ScoredBatch
@@ -141,6 +139,7 @@ class ScoreRun:
         self.compression = compression
         self.profile = profile
         self.threads = threads
+        self.constants: Batch | None = None
         self.files = [self._open(path, threads) for path in inputs]
         self.read_columns = list(dict.fromkeys([*model.layout.columns, *self.keep]))
         # Categorical inputs stay dictionary-encoded from Parquet to the model's input tensors.
@@ -331,25 +330,22 @@ class ScoreRun:
                 part_profile = part_profile or Profile(seen, threads=self.threads)
                 part_profile.update(seen)
             result = self.model.score(batch, source)
-            rejected, reasons = result.rejected_rows, result.reasons
-            if len(rejected) and self.strict:
+            verdicts = result.verdicts
+            if verdicts.rejected_rows and self.strict:
                 raise DataError(
-                    f"{source}: row {first_row + int(rejected[0])}: {reasons[0]} "
-                    "(--strict stops at the first row that cannot be scored)"
+                    f"{source}: row {first_row + verdicts.rejected_rows[0]}: "
+                    f"{verdicts.reasons[0]} (--strict stops at the first row that cannot be scored)"
                 )
             writes.submit(partial(scores.write, self._scored(batch, result)))
-            scored += int(result.accepted.sum())
-            if len(rejected):
+            scored += verdicts.accepted_rows
+            if verdicts.accepted_rows < batch.num_rows:
                 quarantine = quarantine or ParquetWriter(
                     tmp_quarantine, self.compression, self.threads
                 )
                 writes.submit(
-                    partial(
-                        quarantine.write,
-                        self._rejected(batch, source, first_row, rejected, reasons),
-                    )
+                    partial(quarantine.write, self._rejected(batch, source, first_row, verdicts))
                 )
-                rejected_total += len(rejected)
+                rejected_total += batch.num_rows - verdicts.accepted_rows
             first_row += batch.num_rows
             if progress:
                 progress(done + first_row - part.first_row, total)
@@ -381,25 +377,25 @@ class ScoreRun:
         return self.out / TMP_DIR / part.name, self.out / TMP_DIR / f"quarantine-{part.name}"
 
     def _scored(self, batch: Batch, result: ScoredBatch) -> Batch:
-        kept = batch.select(self.keep)
-        if len(result.rejected_rows):
-            kept = kept.filter(result.accepted)
-        constants: list[tuple[str, Any]] = [
-            ("model_name", self.model.name),
-            ("model_version", self.model.version),
-        ]
-        return kept.with_columns([*result.columns, *constants])
+        kept = result.verdicts.accepted(batch.select(self.keep))
+        return kept.append_columns([result.scores, self._constants(kept)])
 
-    def _rejected(
-        self, batch: Batch, source: str, first_row: int, rows: np.ndarray, reasons: list[str]
-    ) -> Batch:
-        mask = np.zeros(batch.num_rows, dtype=bool)
-        mask[rows] = True
-        return batch.filter(mask).with_columns(
+    def _constants(self, rows: Batch) -> Batch:
+        """The model name and version on each of `rows`: a slice of columns built for the
+        largest batch so far (built for each batch, they cost 7 MB of fresh memory a 256K-row
+        batch, and a pass over it)."""
+        if self.constants is None or self.constants.num_rows < rows.num_rows:
+            self.constants = rows.select([]).with_columns(
+                [("model_name", self.model.name), ("model_version", self.model.version)]
+            )
+        return self.constants.slice(0, rows.num_rows)
+
+    def _rejected(self, batch: Batch, source: str, first_row: int, verdicts: RowVerdicts) -> Batch:
+        return verdicts.rejected(batch).with_columns(
             [
                 ("_source_file", source),
-                ("_source_row", first_row + rows.astype(np.int64)),
-                ("_reason", np.asarray(reasons, dtype=object)),
+                ("_source_row", [first_row + row for row in verdicts.rejected_rows]),
+                ("_reason", verdicts.reasons),
             ]
         )
 

@@ -25,6 +25,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<arrow::parquet_read::PyParquetFile>()?;
     m.add_class::<arrow::parquet_write::PyParquetWriter>()?;
     m.add_class::<score::inputs::PyInputLayout>()?;
+    m.add_class::<score::verdicts::PyRowVerdicts>()?;
     m.add_class::<plan::PyPlan>()?;
     m.add_class::<profile::python::PyProfile>()?;
     m.add_function(wrap_pyfunction!(drift::python::drift_exact_numeric, m)?)?;

@@ -120,5 +120,5 @@ def _expected_scores(model: Model, batch: Any) -> list[tuple[str, np.ndarray]]:
     layout = InputLayout(
         [(name, "float64", [name]) for name in columns], [(name, True, None) for name in columns]
     )
-    tensors, _, _, _ = layout.prepare(batch, "health sample")
+    tensors, _ = layout.prepare(batch, "health sample")
     return [(name, np.asarray(tensors[f"{EXPECTED_PREFIX}{name}"]).reshape(-1)) for name in names]

@@ -96,10 +96,10 @@ class InferenceServer:
                 f"row {row}: {scored.reasons[0]} ({len(scored.rejected_rows)} rows cannot be "
                 "scored)",
             )
-        outputs = inputs.select([]).with_columns(scored.columns)
-        self.telemetry.observe(bundle, inputs, outputs, elapsed)
-        names = [name for name, _ in scored.columns]
-        values = [column.tolist() for _, column in scored.columns]
+        self.telemetry.observe(bundle, inputs, scored.scores, elapsed)
+        columns = scored.columns
+        names = [name for name, _ in columns]
+        values = [column.tolist() for _, column in columns]
         predictions = [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
         return {"bundle": bundle.to_json(), "predictions": predictions}
 

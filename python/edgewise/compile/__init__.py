@@ -159,7 +159,8 @@ def _scorable_rows(frame: pd.DataFrame, inputs: Layout, schema: InputSchema) -> 
     """The rows the bundle accepts (training rows can hold nulls the model refuses)."""
     layout = InputLayout(inputs, [c.rule() for c in schema.columns])
     batch = Batch.from_arrow(pa.Table.from_pandas(frame, preserve_index=False))
-    _, accepted, _, _ = layout.prepare(batch, "training data")
+    accepted = np.ones(len(frame), dtype=bool)
+    accepted[layout.check_rows(batch, "training data").rejected_rows] = False
     return frame[accepted]
 
 

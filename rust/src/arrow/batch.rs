@@ -6,14 +6,16 @@
 
 use std::sync::Arc;
 
-use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, StructArray};
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, StructArray};
 use arrow_schema::{Field, Schema};
 use numpy::PyReadonlyArray1;
 use pyo3::prelude::*;
-use pyo3::types::{PyCapsule, PyTuple};
+use pyo3::types::{PyCapsule, PyList, PyTuple};
 use pyo3_arrow::input::AnyRecordBatch;
 
-use super::numpy_columns::{array_from_numpy, array_from_scalar};
+use super::numpy_columns::{
+    array_from_list, array_from_numpy, array_from_scalar, numpy_from_array,
+};
 use crate::error::{Error, Result};
 
 #[pyclass(name = "Batch", module = "edgewise._core", frozen)]
@@ -74,6 +76,52 @@ impl PyBatch {
         ))
     }
 
+    /// `length` rows from `offset` on, sharing this batch's buffers.
+    fn slice(&self, offset: usize, length: usize) -> PyResult<Self> {
+        let rows = self.batch.num_rows();
+        if offset.checked_add(length).is_none_or(|end| end > rows) {
+            return Err(Error::InvalidArgument(format!(
+                "rows {offset}..{} are outside a batch of {rows} rows",
+                offset.saturating_add(length)
+            ))
+            .into());
+        }
+        Ok(Self::new(self.batch.slice(offset, length)))
+    }
+
+    /// This batch with the columns of `others` after its own, in order (no copy).
+    fn append_columns(&self, others: Vec<PyRef<'_, PyBatch>>) -> PyResult<Self> {
+        let rows = self.batch.num_rows();
+        let schema = self.batch.schema();
+        let mut fields: Vec<Arc<Field>> = schema.fields().iter().cloned().collect();
+        let mut arrays: Vec<ArrayRef> = self.batch.columns().to_vec();
+        for other in &others {
+            if other.batch.num_rows() != rows {
+                return Err(Error::InvalidArgument(format!(
+                    "cannot put a batch of {} rows beside one of {rows}",
+                    other.batch.num_rows()
+                ))
+                .into());
+            }
+            fields.extend(other.batch.schema().fields().iter().cloned());
+            arrays.extend(other.batch.columns().iter().cloned());
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(rows));
+        let batch =
+            RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), arrays, &options)
+                .map_err(Error::from)?;
+        Ok(Self::new(batch))
+    }
+
+    /// One column as a numpy array (float64, float32, int64, bool, or objects for strings).
+    fn column<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        let array = self
+            .batch
+            .column_by_name(name)
+            .ok_or_else(|| Error::schema("batch", name, "no such column"))?;
+        numpy_from_array(py, name, array)
+    }
+
     /// The rows where `mask` is true.
     fn filter(&self, py: Python<'_>, mask: PyReadonlyArray1<'_, bool>) -> PyResult<Self> {
         let mask = BooleanArray::from(mask.as_slice()?.to_vec());
@@ -93,7 +141,8 @@ impl PyBatch {
     }
 
     /// This batch with columns appended: 1-D numpy arrays (float32, float64, int64, bool, or
-    /// object arrays of str), or a str / int / float repeated on every row.
+    /// object arrays of str), lists of int or of str, or a str / int / float repeated on
+    /// every row.
     fn with_columns(&self, columns: Vec<(String, Bound<'_, PyAny>)>) -> PyResult<Self> {
         let schema = self.batch.schema();
         let mut fields: Vec<Arc<Field>> = schema.fields().iter().cloned().collect();
@@ -102,6 +151,7 @@ impl PyBatch {
             let rows = self.batch.num_rows();
             let array = match array_from_scalar(&values, rows)? {
                 Some(array) => array,
+                None if values.is_instance_of::<PyList>() => array_from_list(&name, &values)?,
                 None => array_from_numpy(&name, &values)?,
             };
             if array.len() != self.batch.num_rows() {

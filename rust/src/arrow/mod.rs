@@ -2,5 +2,6 @@
 
 pub mod batch;
 pub mod numpy_columns;
+pub mod parquet_columns;
 pub mod parquet_read;
 pub mod parquet_write;

@@ -1,10 +1,18 @@
-//! Output columns to Arrow arrays: numpy arrays (model outputs), one copy each, and scalars
-//! repeated on every row (model name and version), built without a Python object per row.
+//! Columns between Python and Arrow: numpy arrays and lists to Arrow arrays (one copy each),
+//! scalars repeated on every row (model name and version) built without a Python object per
+//! row, and Arrow columns back to numpy for callers that compute on them.
 
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, BooleanArray, Float32Array, Float64Array, Int64Array, StringArray};
-use numpy::{PyArrayDescrMethods, PyReadonlyArray1, PyUntypedArray, PyUntypedArrayMethods};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float32Type, Float64Type, Int64Type};
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, Float32Array, Float64Array, Int64Array, StringArray,
+};
+use arrow_schema::DataType;
+use numpy::{
+    IntoPyArray, PyArrayDescrMethods, PyReadonlyArray1, PyUntypedArray, PyUntypedArrayMethods,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyFloat, PyInt, PyString};
 
@@ -84,4 +92,71 @@ pub fn array_from_numpy(name: &str, values: &Bound<'_, PyAny>) -> PyResult<Array
         .into());
     };
     Ok(array)
+}
+
+/// A Python list of int, or of str (None for null), as an Arrow column.
+pub fn array_from_list(name: &str, values: &Bound<'_, PyAny>) -> PyResult<ArrayRef> {
+    if let Ok(ints) = values.extract::<Vec<i64>>() {
+        return Ok(Arc::new(Int64Array::from(ints)));
+    }
+    let strings: Vec<Option<String>> = values.extract().map_err(|_| {
+        Error::InvalidArgument(format!(
+            "column '{name}': lists must hold int, or str and None"
+        ))
+    })?;
+    Ok(Arc::new(StringArray::from(strings)))
+}
+
+/// An Arrow column as a 1-D numpy array (a copy): float64, float32, int64 and bool as such,
+/// strings as objects (None for null); nulls in a float column become NaN.
+pub fn numpy_from_array<'py>(
+    py: Python<'py>,
+    name: &str,
+    array: &ArrayRef,
+) -> PyResult<Bound<'py, PyAny>> {
+    let numeric_nulls = || {
+        PyErr::from(Error::InvalidArgument(format!(
+            "column '{name}' has nulls, which a numpy {} array cannot hold",
+            array.data_type()
+        )))
+    };
+    Ok(match array.data_type() {
+        DataType::Float64 => {
+            let values = array.as_primitive::<Float64Type>();
+            let values: Vec<f64> = values.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+            values.into_pyarray(py).into_any()
+        }
+        DataType::Float32 => {
+            let values = array.as_primitive::<Float32Type>();
+            let values: Vec<f32> = values.iter().map(|v| v.unwrap_or(f32::NAN)).collect();
+            values.into_pyarray(py).into_any()
+        }
+        DataType::Int64 if array.null_count() == 0 => {
+            let values = array.as_primitive::<Int64Type>().values().to_vec();
+            values.into_pyarray(py).into_any()
+        }
+        DataType::Boolean if array.null_count() == 0 => {
+            let values: Vec<bool> = array.as_boolean().values().iter().collect();
+            values.into_pyarray(py).into_any()
+        }
+        DataType::Int64 | DataType::Boolean => return Err(numeric_nulls()),
+        DataType::Utf8 | DataType::LargeUtf8 => {
+            let strings = arrow_cast::cast(array, &DataType::Utf8).map_err(Error::from)?;
+            let objects: Vec<Py<PyAny>> = strings
+                .as_string::<i32>()
+                .iter()
+                .map(|v| match v {
+                    Some(text) => PyString::new(py, text).into_any().unbind(),
+                    None => py.None(),
+                })
+                .collect();
+            objects.into_pyarray(py).into_any()
+        }
+        other => {
+            return Err(Error::InvalidArgument(format!(
+                "column '{name}': {other} has no numpy conversion here"
+            ))
+            .into())
+        }
+    })
 }

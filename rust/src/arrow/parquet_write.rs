@@ -10,16 +10,16 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, SchemaRef};
-use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk, ArrowRowGroupWriterFactory};
+use parquet::arrow::arrow_writer::ArrowRowGroupWriterFactory;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{WriterProperties, WriterPropertiesPtr};
 use parquet::file::writer::SerializedFileWriter;
-use parquet::schema::types::ColumnPath;
+use parquet::schema::types::{ColumnDescPtr, ColumnPath};
 use pyo3::prelude::*;
-use rayon::prelude::*;
 
 use super::batch::PyBatch;
+use super::parquet_columns::{encode_columns, EncodedColumn};
 use crate::error::{Error, Result};
 use crate::runtime::thread_pool;
 
@@ -66,9 +66,12 @@ struct OpenFile {
     writer: SerializedFileWriter<File>,
     columns: ArrowRowGroupWriterFactory,
     schema: SchemaRef,
+    /// The file's leaf columns and writer properties, for the columns encoded from their values.
+    leaves: Vec<ColumnDescPtr>,
+    props: WriterPropertiesPtr,
     /// The last row group, encoded but not yet in the file: it is written while the next
     /// one is encoded, or by `finish`.
-    pending: Option<Vec<ArrowColumnChunk>>,
+    pending: Option<Vec<EncodedColumn>>,
 }
 
 impl OpenFile {
@@ -114,10 +117,14 @@ impl OpenFile {
         let (writer, columns) = ArrowWriter::try_new(file, schema.clone(), Some(props.build()))
             .and_then(ArrowWriter::into_serialized_writer)
             .map_err(|e| Error::parquet(path, e))?;
+        let leaves = writer.schema_descr().columns().to_vec();
+        let props = writer.properties().clone();
         Ok(Self {
             writer,
             columns,
             schema,
+            leaves,
+            props,
             pending: None,
         })
     }
@@ -127,31 +134,15 @@ impl OpenFile {
     fn write(&mut self, batch: &RecordBatch) -> parquet::errors::Result<()> {
         let index = self.writer.flushed_row_groups().len() + usize::from(self.pending.is_some());
         let writers = self.columns.create_column_writers(index)?;
-        let leaves = self
-            .schema
-            .fields()
-            .iter()
-            .zip(batch.columns())
-            .map(|(field, column)| compute_leaves(field, column))
-            .collect::<parquet::errors::Result<Vec<_>>>()?
-            .into_iter()
-            .flatten();
-        let encode = writers
-            .into_iter()
-            .zip(leaves)
-            .collect::<Vec<_>>()
-            .into_par_iter()
-            .map(|(mut writer, leaf)| {
-                writer.write(&leaf)?;
-                writer.close()
-            });
+        let (fields, columns) = (self.schema.fields(), batch.columns());
+        let (leaves, props) = (&self.leaves, &self.props);
         // Copying the previous row group into the file was a serial step between two
         // parallel ones; overlapped with this one's encoding, both cores stay busy.
         let previous = self.pending.take();
         let writer = &mut self.writer;
         let (written, chunks) = rayon::join(
             || append_row_group(writer, previous),
-            || encode.collect::<parquet::errors::Result<Vec<_>>>(),
+            || encode_columns(fields, columns, writers, leaves, props),
         );
         written?;
         self.pending = Some(chunks?);
@@ -168,14 +159,14 @@ impl OpenFile {
 /// Append one encoded row group (if any) to the file.
 fn append_row_group(
     writer: &mut SerializedFileWriter<File>,
-    chunks: Option<Vec<ArrowColumnChunk>>,
+    chunks: Option<Vec<EncodedColumn>>,
 ) -> parquet::errors::Result<()> {
     let Some(chunks) = chunks else {
         return Ok(());
     };
     let mut row_group = writer.next_row_group()?;
     for chunk in chunks {
-        chunk.append_to_row_group(&mut row_group)?;
+        chunk.append_to(&mut row_group)?;
     }
     row_group.close()?;
     Ok(())

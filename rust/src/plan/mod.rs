@@ -12,6 +12,7 @@ pub mod isa;
 pub mod onnx;
 pub mod ops;
 mod python;
+pub mod score_columns;
 pub mod tensor;
 
 pub use python::PyPlan;

@@ -13,6 +13,7 @@ use pyo3::types::{PyBytes, PyDict, PyString};
 use super::execute::run_batch;
 use super::graph::Graph;
 use super::onnx::ModelProto;
+use super::score_columns::{score_batch, ScoreColumn};
 use super::tensor::{Data, ElemType, Strings, Tensor};
 use crate::arrow::batch::PyBatch;
 use crate::error::{Error, Result};
@@ -126,6 +127,41 @@ impl PyPlan {
         let pool = thread_pool(threads)?;
         let outputs = py.detach(|| run_batch(&self.graph, &self.columns, &batch.batch, &pool))?;
         self.to_dict(py, outputs)
+    }
+
+    /// Run on an Arrow batch and return the score columns as a batch: `columns` lists
+    /// (column name, graph output, column of a 2-D output or None). No numpy array is made.
+    #[pyo3(signature = (batch, columns, threads=None))]
+    fn score(
+        &self,
+        py: Python<'_>,
+        batch: &PyBatch,
+        columns: Vec<(String, String, Option<usize>)>,
+        threads: Option<usize>,
+    ) -> PyResult<PyBatch> {
+        let names = self.output_names();
+        let columns = columns
+            .into_iter()
+            .map(|(name, output, index)| {
+                let output = names.iter().position(|n| *n == output).ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "score column '{name}': no graph output '{output}'"
+                    ))
+                })?;
+                Ok(ScoreColumn {
+                    name,
+                    output,
+                    index,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let pool = thread_pool(threads)?;
+        let batch = &batch.batch;
+        let scores = py.detach(|| {
+            let outputs = run_batch(&self.graph, &self.columns, batch, &pool)?;
+            score_batch(outputs, &names, &columns, batch.num_rows())
+        })?;
+        Ok(PyBatch::new(scores))
     }
 }
 

@@ -5,17 +5,18 @@
 //! row-major tensors. Strings become numpy object arrays through an intern table, so each
 //! distinct value is turned into a Python string once, not once per row.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int32Type, Int64Type};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::DataType;
 use numpy::ndarray::Array2;
-use numpy::{IntoPyArray, PyArray1};
+use numpy::IntoPyArray;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
+use super::verdicts::PyRowVerdicts;
 use crate::arrow::batch::PyBatch;
 use crate::error::{Error, Result};
 use crate::schema::column_kind;
@@ -64,20 +65,8 @@ struct ColumnRule {
     categories: Option<HashSet<String>>,
 }
 
-/// Accepted-row mask, rejected row indices and their reasons.
-type Verdicts<'py> = (
-    Bound<'py, PyArray1<bool>>,
-    Bound<'py, PyArray1<i64>>,
-    Vec<String>,
-);
-
 /// Tensors, then the verdicts.
-type Prepared<'py> = (
-    Bound<'py, PyDict>,
-    Bound<'py, PyArray1<bool>>,
-    Bound<'py, PyArray1<i64>>,
-    Vec<String>,
-);
+type Prepared<'py> = (Bound<'py, PyDict>, PyRowVerdicts);
 
 #[pyclass(name = "InputLayout", module = "edgewise._core", frozen)]
 pub struct PyInputLayout {
@@ -85,45 +74,32 @@ pub struct PyInputLayout {
     rules: HashMap<String, ColumnRule>,
 }
 
-/// Per-row verdicts: `None` means the row is scored, `Some(reason)` sends it to quarantine.
+/// The refused rows of a batch, each with the first reason found; every other row is scored.
+/// Refusals are rare, so only they are stored (a slot per row cost 6 MB a 256K-row batch).
 struct RowChecks {
-    rejected: Vec<Option<String>>,
+    rows: usize,
+    rejected: BTreeMap<usize, String>,
 }
 
 impl RowChecks {
     fn new(rows: usize) -> Self {
         Self {
-            rejected: vec![None; rows],
+            rows,
+            rejected: BTreeMap::new(),
         }
     }
 
     fn reject(&mut self, row: usize, reason: impl FnOnce() -> String) {
-        if self.rejected[row].is_none() {
-            self.rejected[row] = Some(reason());
-        }
+        self.rejected.entry(row).or_insert_with(reason);
     }
 
-    /// Accepted-row mask, rejected row indices and their reasons, as numpy arrays.
-    fn into_verdicts(self, py: Python<'_>) -> Verdicts<'_> {
-        let accepted: Vec<bool> = self.rejected.iter().map(Option::is_none).collect();
-        let mut rejected_rows = Vec::new();
-        let mut reasons = Vec::new();
-        for (row, reason) in self.rejected.into_iter().enumerate() {
-            if let Some(reason) = reason {
-                rejected_rows.push(row as i64);
-                reasons.push(reason);
-            }
-        }
-        (
-            accepted.into_pyarray(py),
-            rejected_rows.into_pyarray(py),
-            reasons,
-        )
+    fn into_verdicts(self) -> PyRowVerdicts {
+        PyRowVerdicts::new(self.rows, self.rejected.into_iter().collect())
     }
 
     fn accepted_rows(&self) -> Vec<usize> {
-        (0..self.rejected.len())
-            .filter(|&r| self.rejected[r].is_none())
+        (0..self.rows)
+            .filter(|r| !self.rejected.contains_key(r))
             .collect()
     }
 }
@@ -334,8 +310,8 @@ impl PyInputLayout {
 
     /// Validate `batch` and build the model's input tensors from its accepted rows.
     ///
-    /// Returns `(tensors, accepted, rejected_rows, reasons)`: a dict of numpy arrays for the
-    /// accepted rows, a boolean mask over all rows, and the indices and reasons of the rest.
+    /// Returns `(tensors, verdicts)`: a dict of numpy arrays for the accepted rows, and which
+    /// rows those are.
     #[pyo3(signature = (batch, source="input"))]
     fn prepare<'py>(
         &self,
@@ -374,21 +350,14 @@ impl PyInputLayout {
             };
             tensors.set_item(&spec.name, tensor)?;
         }
-        let (accepted, rejected_rows, reasons) = checks.into_verdicts(py);
-        Ok((tensors, accepted, rejected_rows, reasons))
+        Ok((tensors, checks.into_verdicts()))
     }
 
     /// Validate `batch` without building tensors (for engines that read Arrow directly).
     ///
-    /// Returns `(accepted, rejected_rows, reasons)` as `prepare` does.
     #[pyo3(signature = (batch, source="input"))]
-    fn check_rows<'py>(
-        &self,
-        py: Python<'py>,
-        batch: &PyBatch,
-        source: &str,
-    ) -> PyResult<Verdicts<'py>> {
+    fn check_rows(&self, py: Python<'_>, batch: &PyBatch, source: &str) -> PyResult<PyRowVerdicts> {
         let checks = py.detach(|| self.check(&batch.batch, source))?;
-        Ok(checks.into_verdicts(py))
+        Ok(checks.into_verdicts())
     }
 }

@@ -1,3 +1,4 @@
 //! Turning Arrow batches into model inputs, with row-level validation.
 
 pub mod inputs;
+pub mod verdicts;

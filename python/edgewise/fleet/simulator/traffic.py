@@ -74,7 +74,7 @@ class Traffic:
             scored = model.score(inputs, f"{device.device}: simulated rows")
             elapsed = time.perf_counter() - started
             rejected = len(scored.rejected_rows) > 0
-            outputs = None if rejected else inputs.select([]).with_columns(scored.columns)
+            outputs = None if rejected else scored.scores
             window.observe(inputs, outputs, elapsed)
         # Process CPU and memory are the simulator's, not a device's: not reported.
         return window_message(window, end, {})
