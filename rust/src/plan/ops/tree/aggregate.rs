@@ -120,6 +120,11 @@ pub fn accumulate<T, X>(
     };
     let (x, rows) = (&x[done * width..], rows - done);
     let values = &mut values[done * n_targets..];
+    // Bitvectors of single-target trees add the weights inside their scan, with no call per
+    // tree and block.
+    if let Some(bitvectors) = (forest.bitvectors.as_ref()).filter(|b| sum && !tracked && b.sums()) {
+        return bitvectors.sum_leaves(x, rows, width, isa, n_targets, values);
+    }
     // The common cases, sums with nothing to track, without the general loop's per-weight
     // choices: one weight per slot (single-target models, unmerged trees), or a few per slot
     // (a classifier's trees merged across classes).

@@ -2,7 +2,8 @@
 //! gradient boosting's trees of up to 64 leaves, all splitting with `x <= split`.
 //!
 //! Number each tree's leaves left to right (true side first). A branch that is false for a row
-//! rules out the leaves of its true side, so each branch carries a 64-bit mask clearing them;
+//! rules out the leaves of its true side, so each branch carries a mask clearing them (32 bits
+//! when every tree has at most 32 leaves, else 64: `scan`);
 //! a row's leaf in a tree is the lowest bit left after AND-ing in the masks of every false
 //! branch. Branches are grouped by feature and sorted by split, so the false branches of a
 //! value `x` are exactly the prefix with `split < x`: no pointer chasing, and the work runs over
@@ -10,24 +11,21 @@
 //! false at the branches that send NaN to their false side, listed per feature apart.
 
 use super::layout::{Forest, Node, Split, LEAF};
+use super::scan::{Branch, Scan, Weights, Word};
 use crate::plan::isa::Isa;
 
-/// Rows evaluated together; measured best of 4, 8, 16 and 32 on a 200-tree HistGradientBoosting
-/// model.
-const LANES: usize = 16;
+/// Rows a block (a multiple of 16, at most 64: `scan`). 64-bit words: measured best of 4, 8,
+/// 16 and 32 on a 200-tree HistGradientBoosting model. 32-bit words: 64 measured 5% to 8%
+/// faster than 32 and about 1.2x faster than 16 on the bench's model (200 trees of 31 leaves;
+/// the words of a block, 200 x 64 x 4 bytes, about fill the 48 KB L1 cache).
+const WIDE_LANES: usize = 16;
+const NARROW_LANES: usize = 64;
 
+/// The scan over the narrowest mask word that holds every tree's leaves.
 #[derive(Clone, Debug)]
-pub struct Bitvectors<T> {
-    /// Per feature, its branches' range in `splits` / `trees` / `masks`, sorted by split.
-    features: Vec<(usize, usize)>,
-    splits: Vec<T>,
-    trees: Vec<u32>,
-    masks: Vec<u64>,
-    /// Per feature, the branches a NaN makes false, as (tree, mask).
-    missing: Vec<Vec<(u32, u64)>>,
-    /// Leaf slot of each tree's leaves in left-to-right order, 64 per tree.
-    slots: Vec<u32>,
-    n_trees: usize,
+pub enum Bitvectors<T> {
+    Narrow(Scan<T, u32>),
+    Wide(Scan<T, u64>),
 }
 
 impl<T: Split> Bitvectors<T> {
@@ -38,8 +36,9 @@ impl<T: Split> Bitvectors<T> {
             return None;
         }
         let width = forest.max_feature.map_or(0, |f| f + 1);
-        let mut branches: Vec<(usize, T, u32, u64, bool)> = Vec::new();
-        let mut slots = Vec::with_capacity(forest.trees.len() * 64);
+        let mut branches: Vec<Branch<T>> = Vec::new();
+        // Each tree's leaf slots, left to right.
+        let mut trees = Vec::with_capacity(forest.trees.len());
         for (t, tree) in forest.trees.iter().enumerate() {
             let nodes = &forest.nodes[tree.start..tree.start + tree.len];
             if nodes.iter().filter(|n| n.mode() == LEAF).count() > 64 {
@@ -56,8 +55,12 @@ impl<T: Split> Bitvectors<T> {
                     node.missing_true(),
                 ));
             });
-            slots.extend(leaves.iter().map(|&l| nodes[l as usize].split.slot()));
-            slots.resize((t + 1) * 64, 0);
+            trees.push(
+                leaves
+                    .iter()
+                    .map(|&l| nodes[l as usize].split.slot())
+                    .collect(),
+            );
         }
         // A NaN split is false for every number, which the sorted prefix cannot express.
         if branches.iter().any(|b| b.1.is_nan()) {
@@ -67,33 +70,16 @@ impl<T: Split> Bitvectors<T> {
             let by_split = a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal);
             a.0.cmp(&b.0).then(by_split)
         });
-        let mut features = vec![(0, 0); width];
-        let mut missing = vec![Vec::new(); width];
-        for (i, &(f, _, tree, mask, missing_true)) in branches.iter().enumerate() {
-            if features[f].1 == 0 {
-                features[f].0 = i;
-            }
-            features[f].1 = i + 1;
-            if !missing_true {
-                missing[f].push((tree, mask));
-            }
-        }
-        Some(Self {
-            features,
-            splits: branches.iter().map(|b| b.1).collect(),
-            trees: branches.iter().map(|b| b.2).collect(),
-            masks: branches.iter().map(|b| b.3).collect(),
-            missing,
-            slots,
-            n_trees: forest.trees.len(),
+        let narrow = trees.iter().all(|t: &Vec<u32>| t.len() <= 32);
+        Some(if narrow {
+            Self::Narrow(scan(forest, &branches, width, &trees))
+        } else {
+            Self::Wide(scan(forest, &branches, width, &trees))
         })
     }
 
     /// As `evaluate::visit_leaves`: `sink(first, slots)` per block of rows and tree, compiled
-    /// for `isa`, which the CPU must have (`Isa::detect`, `Isa::available`). The loops of `apply_feature` are what the wider vectors speed up:
-    /// with AVX-512 the sixteen lanes' compares and ANDs take two instructions each instead of
-    /// eight (measured 1.6x to 2x on a 200-tree HistGradientBoosting model).
-    #[allow(unsafe_code)]
+    /// for `isa`, which the CPU must have (`Isa::detect`, `Isa::available`).
     pub fn visit_leaves<X: Copy + Into<T>>(
         &self,
         x: &[X],
@@ -102,113 +88,66 @@ impl<T: Split> Bitvectors<T> {
         isa: Isa,
         sink: &mut impl FnMut(usize, &[u32]),
     ) {
-        assert!(isa.supported(), "{isa:?} on a CPU without it");
-        match isa {
-            // SAFETY: the CPU has AVX-512 F/VL/DQ/BW, AVX2, FMA, BMI1/2: checked above.
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { self.visit_avx512(x, rows, width, sink) },
-            // SAFETY: as above, the CPU has AVX2, FMA, BMI1/2.
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => unsafe { self.visit_avx2(x, rows, width, sink) },
-            _ => self.visit_plain(x, rows, width, sink),
+        match self {
+            Self::Narrow(scan) => scan.visit_leaves::<NARROW_LANES, X>(x, rows, width, isa, sink),
+            Self::Wide(scan) => scan.visit_leaves::<WIDE_LANES, X>(x, rows, width, isa, sink),
         }
     }
 
-    // The two wrappers below are the same scan compiled again: `visit_plain` is inlined into
-    // each, so the compiler vectorises its bitvector ANDs for the wider instruction set.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma,bmi1,bmi2")]
-    fn visit_avx512<X: Copy + Into<T>>(
+    /// Whether `sum_leaves` applies: every leaf holds one weight, all for the same target.
+    pub fn sums(&self) -> bool {
+        match self {
+            Self::Narrow(scan) => scan.weights().is_some(),
+            Self::Wide(scan) => scan.weights().is_some(),
+        }
+    }
+
+    /// Add each row's leaf weights in tree order to `scores` (row-major, `n_targets` a row),
+    /// as `visit_leaves` with a summing sink would; needs `sums()`.
+    pub fn sum_leaves<X: Copy + Into<T>>(
         &self,
         x: &[X],
         rows: usize,
         width: usize,
-        sink: &mut impl FnMut(usize, &[u32]),
+        isa: Isa,
+        n_targets: usize,
+        scores: &mut [f64],
     ) {
-        self.visit_plain(x, rows, width, sink)
+        match self {
+            Self::Narrow(scan) => {
+                scan.sum_leaves::<NARROW_LANES, X>(x, rows, width, isa, n_targets, scores)
+            }
+            Self::Wide(scan) => {
+                scan.sum_leaves::<WIDE_LANES, X>(x, rows, width, isa, n_targets, scores)
+            }
+        }
     }
+}
 
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma,bmi1,bmi2")]
-    fn visit_avx2<X: Copy + Into<T>>(
-        &self,
-        x: &[X],
-        rows: usize,
-        width: usize,
-        sink: &mut impl FnMut(usize, &[u32]),
-    ) {
-        self.visit_plain(x, rows, width, sink)
+/// The scan of `branches` over word `W`, for trees whose leaf slots are `trees`.
+fn scan<T: Split, W: Word>(
+    forest: &Forest<T>,
+    branches: &[Branch<T>],
+    width: usize,
+    trees: &[Vec<u32>],
+) -> Scan<T, W> {
+    let mut slots = vec![0; trees.len() * W::BITS];
+    for (tree, leaves) in slots.chunks_exact_mut(W::BITS).zip(trees) {
+        tree[..leaves.len()].copy_from_slice(leaves);
     }
-
-    #[inline(always)]
-    fn visit_plain<X: Copy + Into<T>>(
-        &self,
-        x: &[X],
-        rows: usize,
-        width: usize,
-        sink: &mut impl FnMut(usize, &[u32]),
-    ) {
-        let mut found = vec![[0u64; LANES]; self.n_trees];
-        let mut lanes = vec![[T::from_f64(0.0); LANES]; self.features.len()];
-        for start in (0..rows).step_by(LANES) {
-            let n = LANES.min(rows - start);
-            // Feature-major values of this block's rows; missing lanes repeat the first row.
-            for (f, values) in lanes.iter_mut().enumerate() {
-                for (lane, value) in values.iter_mut().enumerate() {
-                    let row = start + if lane < n { lane } else { 0 };
-                    *value = x[row * width + f].into();
-                }
-            }
-            found.iter_mut().for_each(|v| *v = [!0; LANES]);
-            for (f, values) in lanes.iter().enumerate() {
-                self.apply_feature(f, values, &mut found);
-            }
-            let mut slots = [0u32; LANES];
-            for (t, bits) in found.iter().enumerate() {
-                for (slot, bits) in slots.iter_mut().zip(bits) {
-                    *slot = self.slots[t * 64 + bits.trailing_zeros() as usize];
-                }
-                sink(start, &slots[..n]);
-            }
+    // One weight per slot, all for one target: the weights can be read in leaf order.
+    let leaves = &forest.leaves;
+    let target = leaves.targets.first().copied();
+    let weights = match target {
+        Some(target) if leaves.offsets.is_none() && leaves.targets.iter().all(|&t| t == target) => {
+            Some(Weights {
+                values: slots.iter().map(|&s| leaves.values[s as usize]).collect(),
+                target: target as usize,
+            })
         }
-    }
-
-    /// AND the masks of feature `f`'s false branches into each lane's bitvectors.
-    #[inline(always)]
-    fn apply_feature(&self, f: usize, values: &[T; LANES], found: &mut [[u64; LANES]]) {
-        // A local copy: the compiler then knows `found` cannot overlap it and vectorizes.
-        let values = *values;
-        // NaN fails `<`, so the largest number decides how far any lane reads.
-        let mut largest = values[0];
-        let mut any_nan = false;
-        for v in values {
-            if v > largest || largest.is_nan() {
-                largest = v;
-            }
-            any_nan |= v.is_nan();
-        }
-        let (begin, end) = self.features[f];
-        for k in begin..end {
-            let split = self.splits[k];
-            // Sorted splits: from the first one not below every lane, no branch is false.
-            if split.partial_cmp(&largest) != Some(std::cmp::Ordering::Less) {
-                break;
-            }
-            let (bits, mask) = (&mut found[self.trees[k] as usize], self.masks[k]);
-            for (bits, &v) in bits.iter_mut().zip(&values) {
-                // `mask` where the branch is false, all ones elsewhere, without a branch on the
-                // comparison (which would be mispredicted half the time).
-                *bits &= mask | u64::from(split < v).wrapping_sub(1);
-            }
-        }
-        if any_nan {
-            for &(tree, mask) in &self.missing[f] {
-                for (bits, &v) in found[tree as usize].iter_mut().zip(&values) {
-                    *bits &= mask | u64::from(v.is_nan()).wrapping_sub(1);
-                }
-            }
-        }
-    }
+        _ => None,
+    };
+    Scan::new(branches, width, slots, weights, trees.len())
 }
 
 /// Number the leaves under `at` left to right into `leaves` (node indices) and report each

@@ -26,12 +26,16 @@ mod layout;
 mod legacy;
 mod merge;
 mod node;
+mod scan;
 mod v5;
 #[cfg(target_arch = "x86_64")]
 mod wide;
 #[cfg(target_arch = "x86_64")]
 mod wide32;
+mod word;
 
+#[cfg(test)]
+mod bitvector_tests;
 #[cfg(test)]
 mod classifier_tests;
 #[cfg(test)]

@@ -23,6 +23,13 @@ pub trait Split: Copy + PartialOrd + Send + Sync + 'static {
     fn is_nan(self) -> bool;
     /// Bits for comparing the shapes of trees.
     fn bits(self) -> u64;
+    /// Bit `lane` set where `self < values[lane]` (`word::below_lanes_f64`).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F; `L` is a multiple of 16 and at most 64.
+    #[cfg(target_arch = "x86_64")]
+    #[allow(unsafe_code)]
+    unsafe fn below_lanes<const L: usize>(self, values: &[Self; L]) -> u64;
     /// The vector walk (`wide`) for forests of this split type whose branches all compare
     /// with mode `MODE` (see `mode_code`), if there is one for `isa`.
     fn wide<const MODE: u32, const MISSING: bool>(_isa: Isa) -> Option<WideWalk<Self>> {
@@ -68,6 +75,13 @@ impl Split for f64 {
         self.to_bits()
     }
     #[cfg(target_arch = "x86_64")]
+    #[allow(unsafe_code)]
+    #[inline(always)]
+    unsafe fn below_lanes<const L: usize>(self, values: &[Self; L]) -> u64 {
+        // SAFETY: as the caller promised.
+        unsafe { super::word::below_lanes_f64(self, values) }
+    }
+    #[cfg(target_arch = "x86_64")]
     fn wide<const MODE: u32, const MISSING: bool>(isa: Isa) -> Option<WideWalk<Self>> {
         (isa >= Isa::Avx512).then_some(super::wide::leaves::<MODE, MISSING>)
     }
@@ -95,6 +109,13 @@ impl Split for f32 {
     }
     fn bits(self) -> u64 {
         u64::from(self.to_bits())
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[allow(unsafe_code)]
+    #[inline(always)]
+    unsafe fn below_lanes<const L: usize>(self, values: &[Self; L]) -> u64 {
+        // SAFETY: as the caller promised.
+        unsafe { super::word::below_lanes_f32(self, values) }
     }
     #[cfg(target_arch = "x86_64")]
     fn wide<const MODE: u32, const MISSING: bool>(isa: Isa) -> Option<WideWalk<Self>> {
