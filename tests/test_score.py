@@ -179,23 +179,34 @@ def test_plan_covers_every_row_group_once_in_order(rows, batch_rows, part_rows):
 
 
 SCORER = """
-import sys, edgewise
+import os, signal, sys, edgewise, edgewise.scoring as scoring
+
+# SIGKILL this process as it starts its KILL_AT-th batch write: a crash at a known point
+# instead of a race between the test's polling and the scorer's speed.
+KILL_AT, writes, Writer = int(sys.argv[4]), 0, scoring.ParquetWriter
+
+class DyingWriter:
+    def __init__(self, *args):
+        self.writer = Writer(*args)
+
+    def write(self, batch):
+        global writes
+        writes += 1
+        if writes == KILL_AT:
+            os.kill(os.getpid(), signal.SIGKILL)
+        self.writer.write(batch)
+
+    def close(self):
+        self.writer.close()
+
+scoring.ParquetWriter = DyingWriter
 edgewise.score(sys.argv[1], sys.argv[2], sys.argv[3], keep=["applicant_id"],
                batch_rows=2000, part_rows=4000, resume=True)
 """
 
 
-def _kill_when(args: list[str], ready, timeout: float = 60.0) -> None:
-    """Start the scorer and SIGKILL it as soon as `ready()` holds."""
-    process = subprocess.Popen(args)
-    deadline = time.monotonic() + timeout
-    while not ready() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.002)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-
-
 def test_resume_after_kill_gives_the_uninterrupted_output(tmp_path, bundle_path):
+    # 16 parts of 4,000 rows, each written as two batches of 2,000.
     write_credit_parquet(tmp_path / "data", 64_000, files=2, row_group_rows=1000)
     reference = tmp_path / "reference"
     edgewise.score(
@@ -212,21 +223,22 @@ def test_resume_after_kill_gives_the_uninterrupted_output(tmp_path, bundle_path)
     def finished() -> list[Path]:
         return sorted(out.glob("part-*.parquet"))
 
-    def writing() -> bool:
-        return any((out / ".tmp").glob("*.parquet")) if (out / ".tmp").exists() else False
-
-    _kill_when(args, writing)  # in the middle of the first part
-    assert not finished()
-    for parts in (1, 4, 9):  # after some parts, each time in a fresh process that resumes
-        _kill_when(args, lambda parts=parts: len(finished()) >= parts and writing())
-        assert parts <= len(finished()) < 16
+    done = 0
+    # Each run resumes and is killed at the second batch of its (new + 1)-th part: after its
+    # first `new` parts were published, in the middle of writing the next one.
+    for new in (0, 1, 3, 5):
+        killed = subprocess.run([*args, str(2 * new + 2)], timeout=120)
+        assert killed.returncode == -signal.SIGKILL
+        done += new
+        assert len(finished()) == done
+        assert list((out / ".tmp").glob("*.parquet")), "a part was being written"
         for path in finished():  # every file under a final name is a whole Parquet file
             pq.read_table(path)
-    subprocess.run(args, check=True)
+    subprocess.run([*args, "0"], check=True, timeout=120)
     assert sorted(os.listdir(out)) == sorted(os.listdir(reference))
     pd.testing.assert_frame_equal(read_scores(out), read_scores(reference))
     summary = json.loads((out / "_edgewise_summary.json").read_text())
-    assert summary["parts_resumed"] >= 9 and summary["rows_read"] == 64_000
+    assert summary["parts_resumed"] == done == 9 and summary["rows_read"] == 64_000
 
 
 def test_sources_that_match_no_parquet_file(tmp_path, bundle_path):
