@@ -197,7 +197,7 @@ impl<T: Split, W: Word> Scan<T, W> {
         finish: &mut impl Finish<W>,
     ) {
         // The AVX-512 kernels' lane masks are one u64 of whole vectors.
-        const { assert!(L % 16 == 0 && L <= 64) };
+        const { assert!(L.is_multiple_of(16) && L <= 64) };
         let mut found = vec![[W::ONES; L]; self.n_trees];
         // `apply_feature` relies on it.
         assert_eq!(found.len(), self.n_trees);
