@@ -44,6 +44,18 @@ SCALERS = {
 
 
 def _pipeline(case: dict[str, Any]) -> tuple[Pipeline, list[str]]:
+    if case["task"] == "regression":
+        estimator: Any = Ridge(alpha=case["alpha"])
+    else:
+        estimator = LogisticRegression(max_iter=300, C=case["alpha"])
+    return preprocessed(case, estimator, OneHotEncoder(handle_unknown="ignore"))
+
+
+def preprocessed(
+    case: dict[str, Any], estimator: Any, encoder: OneHotEncoder
+) -> tuple[Pipeline, list[str]]:
+    """`estimator` behind the case's imputer and scaler for its first numeric columns and
+    `encoder` for its first categorical ones; the pipeline and the columns it reads."""
     numeric_steps = [SimpleImputer(strategy=case["imputer"])]
     if case["scaler"] is not None:
         numeric_steps.append(SCALERS[case["scaler"]]())
@@ -51,11 +63,7 @@ def _pipeline(case: dict[str, Any]) -> tuple[Pipeline, list[str]]:
     categorical = CATEGORICAL[: case["categorical"]]
     parts: list[tuple[str, Any, list[str]]] = [("num", make_pipeline(*numeric_steps), numeric)]
     if categorical:
-        parts.append(("cat", OneHotEncoder(handle_unknown="ignore"), categorical))
-    if case["task"] == "regression":
-        estimator: Any = Ridge(alpha=case["alpha"])
-    else:
-        estimator = LogisticRegression(max_iter=300, C=case["alpha"])
+        parts.append(("cat", encoder, categorical))
     return Pipeline([("columns", ColumnTransformer(parts)), ("model", estimator)]), [
         *numeric,
         *categorical,
@@ -105,14 +113,7 @@ def test_fused_linear_kernel_matches_the_node_by_node_plan(case: dict[str, Any])
         if case["string_labels"]:
             target = target.map(lambda c: f"class {c}")
     pipeline.fit(train[features], target)
-    result = compile_pipeline(
-        pipeline, train.assign(target=target), name="fusion", version=1, sample_rows=200
-    )
-    model = Model.from_bundle(result.bundle, engine="native")
-    fused = model.engine.plan  # type: ignore[attr-defined]
-    inputs = [(i["name"], i["type"], list(i["columns"])) for i in result.bundle.manifest["inputs"]]
-    unfused = Plan(result.bundle.model, inputs, fuse=False)
-    assert unfused.fused == []
+    fused, unfused = compile_both(pipeline, train, target)
     # skl2onnx converts MaxAbsScaler pipelines to the float32 ai.onnx.ml operators (Imputer,
     # Scaler, LinearClassifier), which keep one kernel per node.
     assert len(fused.fused) == (case["scaler"] != "max_abs"), json.dumps(case)
@@ -120,17 +121,39 @@ def test_fused_linear_kernel_matches_the_node_by_node_plan(case: dict[str, Any])
     assert all("run straight from the Arrow columns" in f for f in fused.fused), fused.fused
 
     fresh = _spoil(credit_frame(sum(case["batches"]), seed=case["seed"] + 1), rng, case["spoil"])
+    assert_same_on_batches(fused, unfused, fresh[features], case["batches"])
+
+
+def compile_both(pipeline: Pipeline, train: pd.DataFrame, target: pd.Series) -> tuple[Plan, Plan]:
+    """The fitted pipeline's plan as the native engine runs it, and the same graph unfused."""
+    result = compile_pipeline(
+        pipeline, train.assign(target=target), name="fusion", version=1, sample_rows=200
+    )
+    fused = Model.from_bundle(result.bundle, engine="native").engine.plan  # type: ignore[attr-defined]
+    inputs = [(i["name"], i["type"], list(i["columns"])) for i in result.bundle.manifest["inputs"]]
+    unfused = Plan(result.bundle.model, inputs, fuse=False)
+    assert unfused.fused == []
+    return fused, unfused
+
+
+def assert_same_on_batches(
+    fused: Plan, unfused: Plan, rows: pd.DataFrame, sizes: list[int]
+) -> None:
+    """Both plans on consecutive batches of `rows` of the given sizes, with 1 and 2 threads."""
     start = 0
-    for rows in case["batches"]:
-        batch = Batch.from_arrow(fresh.iloc[start : start + rows][features])
-        start += rows
+    for size in sizes:
+        batch = Batch.from_arrow(rows.iloc[start : start + size])
+        start += size
         for threads in (1, 2):
-            got, want = fused.run(batch, threads), unfused.run(batch, threads)
-            assert got.keys() == want.keys()
-            for name in want:
-                assert got[name].dtype == want[name].dtype
-                # Bit for bit: NaN where the reference has NaN, every other value equal.
-                np.testing.assert_array_equal(got[name], want[name], strict=True)
+            assert_same_outputs(fused.run(batch, threads), unfused.run(batch, threads))
+
+
+def assert_same_outputs(got: dict[str, Any], want: dict[str, Any]) -> None:
+    assert got.keys() == want.keys()
+    for name in want:
+        assert got[name].dtype == want[name].dtype
+        # Bit for bit: NaN where the reference has NaN, every other value equal.
+        np.testing.assert_array_equal(got[name], want[name], strict=True)
 
 
 def _linear_graph(outputs: list[str]) -> bytes:

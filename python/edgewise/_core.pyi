@@ -137,7 +137,8 @@ class Plan:
         cls, model: bytes, inputs: list[tuple[str, str, list[str]]] | None = None, fuse: bool = True
     ) -> Plan:
         """Raises UnsupportedModelError naming every node outside the engine's operators.
-        `fuse=False` runs one kernel per node instead of fusing linear pipelines."""
+        `fuse=False` runs one kernel per node instead of fusing linear pipelines and the
+        feature matrices of tree ensembles."""
     @staticmethod
     def unsupported(model: bytes) -> list[str]:
         """Why the native engine cannot run `model`; empty when it can."""

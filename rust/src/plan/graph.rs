@@ -106,7 +106,7 @@ impl Graph {
         }
         let opset = model.opset("").unwrap_or(1);
         let mut fusion = fuse
-            .then(|| fusion::linear(graph, &named_constants, opset))
+            .then(|| fusion::find(graph, &named_constants, opset))
             .flatten();
         let direct = fusion.as_mut().and_then(|f| f.direct.take());
         let mut steps = Vec::new();

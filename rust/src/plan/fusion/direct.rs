@@ -14,7 +14,8 @@ use arrow_array::{Array, Int32Array};
 use rayon::prelude::*;
 
 use super::head::{Head, Output};
-use super::linear::{transpose, FusedLinear, Input};
+use super::linear::{transpose, FusedLinear};
+use super::reads::Input;
 use crate::error::{Error, Result};
 use crate::plan::columns::{ColumnView, InputColumns};
 use crate::plan::graph::GraphInput;
@@ -137,7 +138,7 @@ impl Direct {
     ) -> Option<Sources<'a>> {
         let mut inputs = Vec::new();
         let mut tables = Vec::new();
-        for (name, kind) in self.inputs.iter().zip(&self.linear.inputs) {
+        for (name, kind) in self.inputs.iter().zip(&self.linear.reads.inputs) {
             let input = graph_inputs.iter().position(|i| &i.name == name)?;
             let views = columns.get(input)?.views();
             let (source, table) = match (kind, &views[..]) {
@@ -158,6 +159,7 @@ impl Direct {
         // Each encoder looks each distinct string up once per batch.
         let categories = self
             .linear
+            .reads
             .encoders
             .iter()
             .map(|encoder| {
@@ -234,7 +236,7 @@ impl Direct {
         parts: &mut [Part],
     ) -> Result<()> {
         let rows = end - start;
-        let encoders = &self.linear.encoders;
+        let encoders = &self.linear.reads.encoders;
         scratch.categories.resize_with(encoders.len(), Vec::new);
         for (e, categories) in scratch.categories.iter_mut().enumerate() {
             let Source::Strings(keys) = &sources.inputs[encoders[e].input] else {

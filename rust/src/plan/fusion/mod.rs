@@ -1,4 +1,5 @@
-//! Fusing the linear pipelines skl2onnx emits into one kernel per block of rows.
+//! Fusing the preprocessing skl2onnx emits into one kernel per block of rows: with a linear
+//! model, or into the feature matrix a tree ensemble reads.
 //!
 //! A scikit-learn pipeline of imputation, scaling and one-hot encoding before a linear model
 //! becomes about twenty ONNX nodes (Concat, IsNaN + Where, Sub, Div, OneHotEncoder, Reshape,
@@ -15,19 +16,25 @@
 //! replaces, so its results are bit-identical: the terms a one-hot zero would add are `+0.0`
 //! (weights are finite, checked here), and adding zero to a sum that starts at `+0.0` never
 //! changes it. Anything the tracer does not recognise keeps the general executor.
+//!
+//! Where no linear chain fuses, the input of a tree ensemble, when more than one node makes it
+//! and all of them trace, is built by one `matrix::FusedMatrix` kernel with the same
+//! operations, column by column.
 
 mod direct;
 mod head;
 mod linear;
+mod matrix;
+mod reads;
 mod trace;
 
 use std::collections::{HashMap, HashSet};
 
 use super::onnx::GraphProto;
-use super::ops::Kernel;
+use super::ops::{is_tree_ensemble, Kernel};
 use super::tensor::Tensor;
 pub use direct::Direct;
-use trace::{Tracer, Value};
+use trace::{Traced, Tracer, Value};
 
 /// Nodes replaced by one fused kernel.
 pub struct Fusion {
@@ -45,36 +52,77 @@ pub struct Fusion {
     pub direct: Option<Direct>,
 }
 
-/// The largest linear chain of `graph` that can run as one kernel, if any; `opset` is the
-/// graph's version of the default domain.
-pub fn linear(
-    graph: &GraphProto,
-    constants: &HashMap<String, Tensor>,
-    opset: i64,
-) -> Option<Fusion> {
+/// The fusion for `graph`, if any; `opset` is the graph's version of the default domain.
+pub fn find(graph: &GraphProto, constants: &HashMap<String, Tensor>, opset: i64) -> Option<Fusion> {
     let mut tracer = Tracer::new(graph, constants);
     for node in &graph.node {
         tracer.step(node);
     }
-    let readers = readers(graph);
-    let outputs: HashSet<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
-    let (name, traced) = tracer
-        .values()
-        .filter(|(_, t)| matches!(t.value, Value::Linear { .. }))
-        .filter(|(name, t)| self_contained(graph, name, &t.nodes, &readers, &outputs))
-        .max_by_key(|(name, t)| (t.nodes.len(), std::cmp::Reverse(name.as_str())))?;
-    let mut absorbed = vec![false; graph.node.len()];
-    for &i in &traced.nodes {
-        absorbed[i] = true;
+    let candidates = Candidates {
+        graph,
+        tracer: &tracer,
+        readers: readers(graph),
+        outputs: graph.output.iter().map(|o| o.name.as_str()).collect(),
+    };
+    linear(&candidates, constants, opset).or_else(|| matrix(&candidates))
+}
+
+/// The traced values of a graph that one kernel could compute.
+struct Candidates<'a> {
+    graph: &'a GraphProto,
+    tracer: &'a Tracer<'a>,
+    readers: HashMap<&'a str, Vec<usize>>,
+    outputs: HashSet<&'a str>,
+}
+
+impl<'a> Candidates<'a> {
+    /// The value made by the most nodes among those `wanted`, whose nodes can all disappear
+    /// into one kernel.
+    fn largest(&self, wanted: impl Fn(&str, &Value) -> bool) -> Option<(&'a String, &'a Traced)> {
+        self.tracer
+            .values()
+            .filter(|(name, t)| wanted(name, &t.value))
+            .filter(|(name, t)| {
+                self_contained(self.graph, name, &t.nodes, &self.readers, &self.outputs)
+            })
+            .max_by_key(|(name, t)| (t.nodes.len(), std::cmp::Reverse(name.as_str())))
     }
-    let at = *traced.nodes.iter().max()?;
-    let (kernel, inputs) = tracer.kernel(&traced.value)?;
-    let ops: Vec<&str> = traced
-        .nodes
-        .iter()
-        .map(|&i| graph.node[i].op_type.as_str())
-        .collect();
-    let head = head::trace(graph, &absorbed, name, kernel.outputs, constants, opset);
+
+    /// Which nodes `traced` absorbs, the last of them (where the kernel runs), and their
+    /// operators in graph order.
+    fn absorbed(&self, traced: &Traced) -> (Vec<bool>, usize, Vec<&'a str>) {
+        let mut absorbed = vec![false; self.graph.node.len()];
+        for &i in &traced.nodes {
+            absorbed[i] = true;
+        }
+        let at = *traced.nodes.iter().max().expect("a traced value has nodes");
+        let ops = traced
+            .nodes
+            .iter()
+            .map(|&i| self.graph.node[i].op_type.as_str())
+            .collect();
+        (absorbed, at, ops)
+    }
+}
+
+/// The largest linear chain that can run as one kernel, with the head after it when it can
+/// run straight from the Arrow columns.
+fn linear(
+    candidates: &Candidates,
+    constants: &HashMap<String, Tensor>,
+    opset: i64,
+) -> Option<Fusion> {
+    let (name, traced) = candidates.largest(|_, value| matches!(value, Value::Linear { .. }))?;
+    let (absorbed, at, ops) = candidates.absorbed(traced);
+    let (kernel, inputs) = candidates.tracer.linear(&traced.value)?;
+    let head = head::trace(
+        candidates.graph,
+        &absorbed,
+        name,
+        kernel.outputs,
+        constants,
+        opset,
+    );
     let mut describe = format!(
         "linear model '{name}': {} nodes ({}) fused into one kernel",
         ops.len(),
@@ -96,6 +144,38 @@ pub fn linear(
     Some(Fusion {
         describe,
         direct,
+        absorbed,
+        at,
+        inputs,
+        output: name.clone(),
+        kernel: Box::new(kernel),
+    })
+}
+
+/// The feature matrix a tree ensemble reads, when more than one node makes it.
+fn matrix(candidates: &Candidates) -> Option<Fusion> {
+    let graph = candidates.graph;
+    let tree_inputs: HashSet<&str> = graph
+        .node
+        .iter()
+        .filter(|node| node.domain == "ai.onnx.ml" && is_tree_ensemble(&node.op_type))
+        .filter_map(|node| node.input.first().map(String::as_str))
+        .collect();
+    let (name, traced) = candidates.largest(|name, value| {
+        tree_inputs.contains(name) && matches!(value, Value::Columns { rank: 2, .. })
+    })?;
+    if traced.nodes.len() < 2 {
+        return None;
+    }
+    let (absorbed, at, ops) = candidates.absorbed(traced);
+    let (kernel, inputs) = candidates.tracer.matrix(&traced.value)?;
+    Some(Fusion {
+        describe: format!(
+            "feature matrix '{name}': {} nodes ({}) fused into one kernel",
+            ops.len(),
+            ops.join(", ")
+        ),
+        direct: None,
         absorbed,
         at,
         inputs,

@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 
-use super::linear::{Encoder, FusedLinear, Input, Step, Term};
+use super::linear::{FusedLinear, Term};
+use super::matrix::FusedMatrix;
+use super::reads::{Encoder, Input, Reads, Step};
 use crate::plan::onnx::{data_type, GraphProto, NodeProto};
 use crate::plan::ops::ml::lookup::string_positions;
 use crate::plan::ops::ml::NodeName;
@@ -256,6 +258,8 @@ impl<'a> Tracer<'a> {
         }
     }
 
+    /// Casts between float64 and float32. Narrowing adds a rounding step to each number;
+    /// widening is exact for values that hold float32s (numbers rounded so, one-hot 0 and 1).
     fn cast(&self, node: &NodeProto, attrs: &Attrs) -> Option<Value> {
         let Value::Columns {
             rank,
@@ -265,16 +269,27 @@ impl<'a> Tracer<'a> {
         else {
             return None;
         };
-        let exact = match elem {
-            ElemType::F64 => true,
-            // One-hot values (0.0 and 1.0) are exact in any float type.
-            ElemType::F32 => columns.iter().all(|c| matches!(c, Column::Category { .. })),
-            _ => false,
+        let to = i32::try_from(attrs.int("to", 0)).ok()?;
+        let (elem, columns) = match (elem, to) {
+            (ElemType::F64, data_type::DOUBLE) | (ElemType::F32, data_type::FLOAT) => {
+                (*elem, columns.clone())
+            }
+            (ElemType::F32, data_type::DOUBLE) if columns.iter().all(holds_float32) => {
+                (ElemType::F64, columns.clone())
+            }
+            (ElemType::F64, data_type::FLOAT) => (
+                ElemType::F32,
+                columns
+                    .iter()
+                    .map(|column| with_step(column, Step::Float32))
+                    .collect::<Option<_>>()?,
+            ),
+            _ => return None,
         };
-        (exact && attrs.int("to", 0) == i64::from(data_type::DOUBLE)).then(|| Value::Columns {
+        Some(Value::Columns {
             rank: *rank,
-            elem: ElemType::F64,
-            columns: columns.clone(),
+            elem,
+            columns,
         })
     }
 
@@ -396,7 +411,7 @@ impl<'a> Tracer<'a> {
     }
 
     /// The fused kernel computing `value` (a `Value::Linear`), with the graph inputs it reads.
-    pub fn kernel(&self, value: &Value) -> Option<(FusedLinear, Vec<String>)> {
+    pub fn linear(&self, value: &Value) -> Option<(FusedLinear, Vec<String>)> {
         let Value::Linear {
             columns,
             weights,
@@ -406,16 +421,7 @@ impl<'a> Tracer<'a> {
         else {
             return None;
         };
-        // Only the inputs and encoders the columns use, renumbered in order.
-        let mut used_inputs: Vec<usize> = Vec::new();
-        let mut used_encoders: Vec<usize> = Vec::new();
-        let number = |list: &mut Vec<usize>, i: usize| match list.iter().position(|&u| u == i) {
-            Some(p) => p,
-            None => {
-                list.push(i);
-                list.len() - 1
-            }
-        };
+        let mut used = Used::default();
         let mut terms = Vec::new();
         for (row, column) in columns.iter().enumerate() {
             match column {
@@ -424,7 +430,7 @@ impl<'a> Tracer<'a> {
                     column,
                     steps,
                 } => terms.push(Term::Number {
-                    input: number(&mut used_inputs, *input),
+                    input: used.input(*input),
                     column: *column,
                     steps: steps.clone(),
                     row,
@@ -446,39 +452,112 @@ impl<'a> Tracer<'a> {
                         table.push(0.0);
                     }
                     terms.push(Term::OneHot {
-                        encoder: number(&mut used_encoders, *encoder),
+                        encoder: used.encoder(*encoder),
                         weights: table,
                     });
                 }
                 Column::Category { .. } => {}
             }
         }
-        let encoders = used_encoders
-            .iter()
-            .map(|&e| {
-                let encoder = &self.encoders[e];
-                Encoder {
-                    input: number(&mut used_inputs, encoder.input),
-                    positions: encoder.positions.clone(),
-                    count: encoder.count,
-                }
-            })
-            .collect();
-        let inputs = used_inputs
-            .iter()
-            .map(|&i| self.inputs[i].clone())
-            .collect::<Vec<_>>();
-        let (names, kinds) = inputs.into_iter().unzip();
+        let (reads, names) = self.reads(used, "fused linear model");
         let kernel = FusedLinear {
-            node: NodeName("fused linear model".into()),
-            inputs: kinds,
-            encoders,
+            reads,
             terms,
             weights: weights.clone(),
             outputs: *outputs,
             bias: bias.clone(),
         };
         Some((kernel, names))
+    }
+
+    /// The fused kernel building `value` (a float [N, columns] `Value::Columns`), with the
+    /// graph inputs it reads.
+    pub fn matrix(&self, value: &Value) -> Option<(FusedMatrix, Vec<String>)> {
+        let Value::Columns {
+            rank: 2,
+            elem: elem @ (ElemType::F64 | ElemType::F32),
+            columns,
+        } = value
+        else {
+            return None;
+        };
+        let mut used = Used::default();
+        let columns: Vec<Column> = columns
+            .iter()
+            .map(|column| match column {
+                Column::Number {
+                    input,
+                    column,
+                    steps,
+                } => Column::Number {
+                    input: used.input(*input),
+                    column: *column,
+                    steps: steps.clone(),
+                },
+                Column::Category { encoder, index } => Column::Category {
+                    encoder: used.encoder(*encoder),
+                    index: *index,
+                },
+            })
+            .collect();
+        if columns.is_empty() {
+            return None;
+        }
+        let (reads, names) = self.reads(used, "fused feature matrix");
+        Some((FusedMatrix::new(reads, &columns, *elem), names))
+    }
+
+    /// What a kernel reading `used` reads, renumbered, and the names of its graph inputs.
+    fn reads(&self, mut used: Used, node: &str) -> (Reads, Vec<String>) {
+        let encoders = used
+            .encoders
+            .clone()
+            .into_iter()
+            .map(|e| {
+                let encoder = &self.encoders[e];
+                Encoder {
+                    input: used.input(encoder.input),
+                    positions: encoder.positions.clone(),
+                    count: encoder.count,
+                }
+            })
+            .collect();
+        let (names, inputs) = used.inputs.iter().map(|&i| self.inputs[i].clone()).unzip();
+        let reads = Reads {
+            node: NodeName(node.into()),
+            inputs,
+            encoders,
+        };
+        (reads, names)
+    }
+}
+
+/// The graph inputs and encoders a fused kernel reads, numbered in the order it first reads
+/// them.
+#[derive(Default)]
+struct Used {
+    inputs: Vec<usize>,
+    encoders: Vec<usize>,
+}
+
+impl Used {
+    fn input(&mut self, input: usize) -> usize {
+        number(&mut self.inputs, input)
+    }
+
+    fn encoder(&mut self, encoder: usize) -> usize {
+        number(&mut self.encoders, encoder)
+    }
+}
+
+/// `item`'s position in `list`, appended if new.
+fn number(list: &mut Vec<usize>, item: usize) -> usize {
+    match list.iter().position(|&u| u == item) {
+        Some(p) => p,
+        None => {
+            list.push(item);
+            list.len() - 1
+        }
     }
 }
 
@@ -526,8 +605,18 @@ fn with_step(column: &Column, step: Step) -> Option<Column> {
                 steps,
             })
         }
-        // IsNaN of a one-hot value is false: Where keeps it.
-        Column::Category { .. } if matches!(step, Step::Fill(_)) => Some(column.clone()),
+        // IsNaN of a one-hot value is false: Where keeps it; 0 and 1 are float32s.
+        Column::Category { .. } if matches!(step, Step::Fill(_) | Step::Float32) => {
+            Some(column.clone())
+        }
         Column::Category { .. } => None,
+    }
+}
+
+/// Whether every value of `column` is a float32 (so widening it to float64 is exact).
+fn holds_float32(column: &Column) -> bool {
+    match column {
+        Column::Number { steps, .. } => matches!(steps.last(), Some(Step::Float32)),
+        Column::Category { .. } => true,
     }
 }

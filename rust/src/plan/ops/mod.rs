@@ -15,6 +15,7 @@ mod tree;
 pub use attrs::Attrs;
 pub(crate) use elementwise::{cast_tensor, UnaryOp};
 pub(crate) use linear_algebra::{best_position, softmax_in_place};
+pub(crate) use tree::handles as is_tree_ensemble;
 
 use std::collections::HashMap;
 
