@@ -218,11 +218,14 @@ impl TreeKernel {
             head,
             typed_like_input,
         };
-        // Lay out now the forest the model's own precision calls for, so that a model too
-        // large to lay out fails when the plan is made.
-        match split_type {
-            SplitType::F32 => kernel.f32_layout().map(|_| ())?,
-            SplitType::F64 => kernel.f64_forest().map(|_| ())?,
+        // Lay out now the forest the kernel walks first, so that a model too large to lay
+        // out fails when the plan is made: the float32 layout, which float64 splits take too
+        // for inputs that are float32s (scikit-learn's random forests); the float64 layout
+        // only where that one cannot serve (the two have the same nodes, so a float64 layout
+        // needed later for other inputs cannot be too large either).
+        let f32_serves = kernel.f32_forest()?.is_some();
+        if split_type == SplitType::F64 && !f32_serves {
+            kernel.f64_forest()?;
         }
         Ok(kernel)
     }
@@ -339,30 +342,37 @@ impl TreeKernel {
         }
     }
 
-    /// Float64 inputs: a tile whose every value is a float32 (as after scikit-learn's cast of
+    /// Float64 inputs: a block whose every value is a float32 (as after scikit-learn's cast of
     /// X for its trees) walks the float32 layout, which then decides exactly as the float64
-    /// one, at twice the vector lanes and less cache; any other tile walks the float64 layout.
+    /// one, at twice the vector lanes and less cache; any other block walks the float64 layout,
+    /// laid out on first need.
     fn evaluate_f64(&self, x: &[f64], rows: usize, width: usize) -> Result<(Vec<f64>, Vec<usize>)> {
-        let (aggregate, isa) = (self.aggregate, Isa::detect());
-        let wide = self.f64_forest()?;
-        let narrow = self.f32_forest()?;
-        let mut narrowed = Vec::new();
-        self.evaluate(x, rows, width, |x, n, scores| match narrow {
-            Some(forest) if as_f32(x, &mut narrowed) => {
-                accumulate(forest, &narrowed, n, width, aggregate, isa, scores)
+        if self.f32_forest()?.is_some() {
+            let mut narrowed = Vec::new();
+            if as_f32(x, &mut narrowed) {
+                return self.evaluate_f32(&narrowed, rows, width);
             }
-            _ => accumulate(wide, x, n, width, aggregate, isa, scores),
+        }
+        let (aggregate, isa) = (self.aggregate, Isa::detect());
+        let forest = self.f64_forest()?;
+        self.evaluate(x, rows, width, |x, n, scores| {
+            accumulate(forest, x, n, width, aggregate, isa, scores)
         })
     }
 }
 
 /// `x` as float32 in `out`, if every value converts exactly (NaN included); else false.
+/// One pass, branch-free, so that it vectorizes.
 fn as_f32(x: &[f64], out: &mut Vec<f32>) -> bool {
     out.clear();
-    out.extend(x.iter().map(|&v| v as f32));
-    x.iter()
-        .zip(out.iter())
-        .all(|(&v, &n)| f64::from(n) == v || v.is_nan())
+    out.reserve(x.len());
+    let mut exact = true;
+    out.extend(x.iter().map(|&v| {
+        let narrow = v as f32;
+        exact &= (f64::from(narrow) == v) | v.is_nan();
+        narrow
+    }));
+    exact
 }
 
 impl Kernel for TreeKernel {
