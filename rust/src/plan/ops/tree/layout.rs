@@ -38,6 +38,19 @@ pub enum Modes {
     Mixed,
 }
 
+impl Modes {
+    /// The modes for inputs with or without a NaN: without one, no missing-value rule applies.
+    pub fn for_values(self, any_nan: bool) -> Modes {
+        match self {
+            Modes::Uniform { mode, .. } if !any_nan => Modes::Uniform {
+                mode,
+                missing: false,
+            },
+            modes => modes,
+        }
+    }
+}
+
 /// The weights of each leaf slot. When every slot holds exactly one weight (the common case:
 /// single-target models, unmerged trees), the slot indexes the weights directly.
 #[derive(Clone, Debug)]
