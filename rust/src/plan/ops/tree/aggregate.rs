@@ -114,9 +114,15 @@ pub fn accumulate<T, X>(
     // Sums a fused walk can add as it walks (random forests): its rows first, then
     // the loops below take the rest.
     let done = match leaves.columns(n_targets) {
-        Some(columns) if sum && !tracked => {
-            sum_leaves(forest, x, rows, width, FusedWalk::for_isa(isa), columns, values)
-        }
+        Some(columns) if sum && !tracked => sum_leaves(
+            forest,
+            x,
+            rows,
+            width,
+            FusedWalk::for_isa(isa),
+            columns,
+            values,
+        ),
         _ => 0,
     };
     let (x, rows) = (&x[done * width..], rows - done);

@@ -145,7 +145,14 @@ where
     let walked = match walk {
         FusedWalk::Gathers => {
             let x: Vec<T> = x.iter().map(|&v| v.into()).collect();
-            walk_trees(forest, sums, &x, width, columns, &mut scores[..done * n_targets])
+            walk_trees(
+                forest,
+                sums,
+                &x,
+                width,
+                columns,
+                &mut scores[..done * n_targets],
+            )
         }
         FusedWalk::Chains => (0..done).step_by(scalar32::STRIDE).all(|first| {
             let n = (done - first).min(scalar32::STRIDE);
