@@ -193,19 +193,25 @@ fn walk_trees<T: Split>(
 /// leaf has no missing flag, so leaves stay put.
 #[inline(always)]
 fn uniform<T: Split, const MODE: u32, const MISSING: bool>(node: &Node<T>, value: T) -> bool {
-    let split = node.split;
-    let yes = match MODE {
-        0 => value <= split,
-        1 => value < split,
-        2 => value >= split,
-        3 => value > split,
-        _ => value == split,
-    };
+    let yes = compare::<T, MODE>(value, node.split);
     // `&` and `|`, not `&&` and `||`: no branch to mispredict.
     if MISSING {
         yes | (node.missing_true() & value.is_nan())
     } else {
         yes
+    }
+}
+
+/// The ordered comparison of mode code `MODE` (`mode_code`; `Neq` and `Member` excluded):
+/// false for a NaN on either side.
+#[inline(always)]
+pub fn compare<T: PartialOrd, const MODE: u32>(value: T, split: T) -> bool {
+    match MODE {
+        0 => value <= split,
+        1 => value < split,
+        2 => value >= split,
+        3 => value > split,
+        _ => value == split,
     }
 }
 

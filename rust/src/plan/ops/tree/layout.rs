@@ -75,6 +75,22 @@ pub struct Columns {
 }
 
 impl Leaves {
+    /// Whether the fused walks (`wide32::sums`, `scalar32::sums`) can add these weights by
+    /// `columns`: one target, or two with both weights of a slot or one target's.
+    pub fn fused_fit(&self, columns: Columns) -> bool {
+        let Columns {
+            per_slot,
+            first,
+            n_targets,
+        } = columns;
+        let fits = match n_targets {
+            1 => per_slot == 1 && first == 0,
+            2 => per_slot == 2 && first == 0 || per_slot == 1 && first < 2,
+            _ => false,
+        };
+        fits && self.values.len() == self.slots() * per_slot
+    }
+
     /// How many slots there are.
     pub fn slots(&self) -> usize {
         self.offsets

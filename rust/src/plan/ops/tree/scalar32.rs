@@ -17,6 +17,7 @@
 
 #![allow(unsafe_code)]
 
+use super::evaluate::compare;
 use super::layout::{Columns, Forest, Tree};
 use super::node::Split;
 use super::packed::{CHILD_SHIFT, FEATURE_BITS, MISSING_BIT};
@@ -57,12 +58,7 @@ pub fn sums<const MODE: u32, const MISSING: bool>(
         n_targets,
     } = columns;
     let weights = &forest.leaves.values;
-    let fits = match n_targets {
-        1 => per_slot == 1 && first == 0,
-        2 => per_slot == 2 && first == 0 || per_slot == 1 && first < 2,
-        _ => false,
-    };
-    if !fits || forest.packed.is_empty() || weights.len() != forest.leaves.slots() * per_slot {
+    if forest.packed.is_empty() || !forest.leaves.fused_fit(columns) {
         return 0;
     }
     let rows = scores.len() / n_targets / CHAINS * CHAINS;
@@ -115,13 +111,7 @@ unsafe fn step<const MODE: u32, const MISSING: bool>(
     let split = f32::from_bits(word as u32);
     let offset = (word >> (32 - STRIDE_BITS)) & OFFSET_MASK;
     let value = unsafe { *x.add(offset as usize) };
-    let mut yes = match MODE {
-        0 => value <= split,
-        1 => value < split,
-        2 => value >= split,
-        3 => value > split,
-        _ => value == split,
-    };
+    let mut yes = compare::<f32, MODE>(value, split);
     if MISSING {
         yes |= value.is_nan() & (word & MISSING_BIT != 0);
     }

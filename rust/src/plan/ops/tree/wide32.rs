@@ -76,12 +76,7 @@ pub fn sums<const MODE: u32, const MISSING: bool>(
         n_targets,
     } = columns;
     let leaves = &forest.leaves;
-    let fits = match n_targets {
-        1 => per_slot == 1 && first == 0,
-        2 => per_slot == 2 && first == 0 || per_slot == 1 && first < 2,
-        _ => false,
-    };
-    if !fits || leaves.values.len() != leaves.slots() * per_slot {
+    if !leaves.fused_fit(columns) {
         return 0;
     }
     let rows = scores.len() / n_targets / STEP * STEP;
@@ -95,7 +90,7 @@ pub fn sums<const MODE: u32, const MISSING: bool>(
         first,
     };
     // SAFETY: see `tree_words`; every leaf's slot is below `leaves.slots()` (`Split::pack` checks),
-    // so its weights lie inside `values` (checked above), and scores are written for rows
+    // so its weights lie inside `values` (`fused_fit`), and scores are written for rows
     // below `rows`, inside `scores`.
     unsafe {
         match (n_targets, per_slot) {
