@@ -66,3 +66,17 @@ impl Isa {
         Isa::Baseline
     }
 }
+
+/// Whether the CPU is Intel's (`cpuid` vendor "GenuineIntel"): AVX-512 gathers cost very
+/// different amounts on Intel and AMD cores, and the tree walks choose by it.
+pub fn is_intel() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let vendor = std::arch::x86_64::__cpuid(0);
+        [vendor.ebx, vendor.edx, vendor.ecx] == [0x756E_6547, 0x4965_6E69, 0x6C65_746E]
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}

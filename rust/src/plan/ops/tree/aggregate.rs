@@ -6,6 +6,7 @@
 
 use super::evaluate::{sum_leaves, visit_leaves};
 use super::layout::{Forest, Split};
+use super::node::FusedWalk;
 use crate::plan::isa::Isa;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,12 +111,18 @@ pub fn accumulate<T, X>(
     } = scores;
     let tracked = *tracked;
     let sum = matches!(aggregate, Aggregate::Sum | Aggregate::Average);
-    // Sums the fused vector walk can add as it walks (random forests): its rows first, then
+    // Sums a fused walk can add as it walks (random forests): its rows first, then
     // the loops below take the rest.
     let done = match leaves.columns(n_targets) {
-        Some(columns) if sum && !tracked => {
-            sum_leaves(forest, x, rows, width, isa, columns, &mut values[..])
-        }
+        Some(columns) if sum && !tracked => sum_leaves(
+            forest,
+            x,
+            rows,
+            width,
+            FusedWalk::for_isa(isa),
+            columns,
+            values,
+        ),
         _ => 0,
     };
     let (x, rows) = (&x[done * width..], rows - done);

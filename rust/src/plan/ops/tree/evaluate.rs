@@ -11,7 +11,8 @@
 //!
 //! Forests of f64 splits with one mode throughout (scikit-learn's forests) go through the
 //! AVX-512 walk (`wide`) where the CPU has it, eight rows to a vector; this scalar walk takes
-//! the rows left over and every other forest.
+//! the rows left over and every other forest. Float32 forests whose leaf weights are sums
+//! (random forests) go through a fused walk instead (`sum_leaves`: `wide32`, `scalar32`).
 //!
 //! Comparisons happen in the forest's split type: an f32 input against an f64 forest is widened
 //! first, which is exact, so a float32 comparison and its widened twin always agree.
@@ -19,7 +20,8 @@
 use std::cmp::Ordering;
 
 use super::layout::{mode_code, Columns, Forest, Modes, Node, Split};
-use super::node::WideWalk;
+use super::node::{FusedSums, FusedWalk, WideWalk};
+use super::scalar32;
 use super::TILE_STEP;
 use crate::plan::isa::Isa;
 
@@ -106,15 +108,15 @@ pub fn visit_leaves<T, X>(
 }
 
 /// Add each row's leaf weights, tree by tree, into `scores` (row-major, `columns.n_targets` a
-/// row) for the rows the fused vector walk (`wide32::sums`) takes: a prefix of `rows`,
-/// returned (0 when this forest, its weights or `isa` have no such walk). The caller adds the
-/// rest's weights as it does every other forest's.
+/// row) for the rows the fused walk `walk` takes: a prefix of `rows`, returned (0 when this
+/// forest or its weights have no such walk). The caller adds the rest's weights as it does
+/// every other forest's.
 pub fn sum_leaves<T, X>(
     forest: &Forest<T>,
     x: &[X],
     rows: usize,
     width: usize,
-    isa: Isa,
+    walk: FusedWalk,
     columns: Columns,
     scores: &mut [f64],
 ) -> usize
@@ -122,49 +124,94 @@ where
     T: Split,
     X: Copy + Into<T>,
 {
-    debug_assert!(forest.max_feature.is_none_or(|f| f < width));
-    macro_rules! wide_sums {
+    // The walks index the tile by the features they read.
+    assert!(forest.max_feature.is_none_or(|f| f < width));
+    let done = rows / TILE_STEP * TILE_STEP;
+    if done == 0 || forest.packed.is_empty() || forest.bitvectors.is_some() {
+        return 0;
+    }
+    let x = &x[..done * width];
+    // Without a NaN in the tile no missing-value rule applies, and the walk skips its test.
+    let modes = (forest.modes).for_values(x.iter().any(|&v| v.into().is_nan()));
+    macro_rules! fused_sums {
         ($mode:expr, $missing:literal) => {
-            T::wide_sums::<$mode, $missing>(isa)
+            T::fused_sums::<$mode, $missing>(walk)
         };
     }
-    let wide = by_uniform_mode!(forest.modes, wide_sums, None);
-    let (Some(wide), None) = (wide, &forest.bitvectors) else {
+    let Some(sums) = by_uniform_mode!(modes, fused_sums, None) else {
         return 0;
     };
-    let done = rows / TILE_STEP * TILE_STEP;
-    if done == 0 || forest.packed.is_empty() {
-        return 0;
+    let n_targets = columns.n_targets;
+    let walked = match walk {
+        FusedWalk::Gathers => {
+            let x: Vec<T> = x.iter().map(|&v| v.into()).collect();
+            walk_trees(
+                forest,
+                sums,
+                &x,
+                width,
+                columns,
+                &mut scores[..done * n_targets],
+            )
+        }
+        FusedWalk::Chains => (0..done).step_by(scalar32::STRIDE).all(|first| {
+            let n = (done - first).min(scalar32::STRIDE);
+            let x = scalar32::columns(&x[first * width..], n, width);
+            let scores = &mut scores[first * n_targets..][..n * n_targets];
+            walk_trees(forest, sums, &x, width, columns, scores)
+        }),
+    };
+    if walked {
+        done
+    } else {
+        0
     }
-    let x: Vec<T> = x[..done * width].iter().map(|&v| v.into()).collect();
-    let scores = &mut scores[..done * columns.n_targets];
+}
+
+/// Every tree of `forest` through `sums` over one tile, in order; false if the walk refused
+/// the forest (which it does at the first tree or never).
+fn walk_trees<T: Split>(
+    forest: &Forest<T>,
+    sums: FusedSums<T>,
+    x: &[T],
+    width: usize,
+    columns: Columns,
+    scores: &mut [f64],
+) -> bool {
+    let rows = scores.len() / columns.n_targets;
     for (i, tree) in forest.trees.iter().enumerate() {
-        if wide(forest, tree, &x, width, columns, scores) != done {
+        if sums(forest, tree, x, width, columns, scores) != rows {
             // Whether the walk applies depends on the forest only: the first tree tells.
             assert_eq!(i, 0, "the fused walk refused a later tree");
-            return 0;
+            return false;
         }
     }
-    done
+    true
 }
 
 /// The fast decision: one comparison known at compile time. A leaf's NaN split fails it and a
 /// leaf has no missing flag, so leaves stay put.
 #[inline(always)]
 fn uniform<T: Split, const MODE: u32, const MISSING: bool>(node: &Node<T>, value: T) -> bool {
-    let split = node.split;
-    let yes = match MODE {
-        0 => value <= split,
-        1 => value < split,
-        2 => value >= split,
-        3 => value > split,
-        _ => value == split,
-    };
+    let yes = compare::<T, MODE>(value, node.split);
     // `&` and `|`, not `&&` and `||`: no branch to mispredict.
     if MISSING {
         yes | (node.missing_true() & value.is_nan())
     } else {
         yes
+    }
+}
+
+/// The ordered comparison of mode code `MODE` (`mode_code`; `Neq` and `Member` excluded):
+/// false for a NaN on either side.
+#[inline(always)]
+pub fn compare<T: PartialOrd, const MODE: u32>(value: T, split: T) -> bool {
+    match MODE {
+        0 => value <= split,
+        1 => value < split,
+        2 => value >= split,
+        3 => value > split,
+        _ => value == split,
     }
 }
 

@@ -1,12 +1,15 @@
-//! The fused walk of random forests (`wide32::sums`): deep float32 forests whose leaves add
-//! their weights into the scores as the walk reaches them, against a plain walk of the
-//! `Ensemble`, bit for bit, for every mode, missing rule and way of mapping weights to targets.
+//! The fused walks of random forests (`wide32::sums`, `scalar32::sums`): deep float32 forests
+//! whose leaves add their weights into the scores as the walk reaches them, against a plain
+//! walk of the `Ensemble`, bit for bit, for every mode, missing rule and way of mapping weights
+//! to targets.
 
 use super::aggregate::{accumulate, Aggregate, Scores};
 use super::ensemble::{Branch, Child, Ensemble, Mode, Weight};
 use super::evaluate::sum_leaves;
 use super::layout::{Columns, Forest};
+use super::node::FusedWalk;
 use super::random_tests::{random_rows, reference, Rng};
+use super::scalar32;
 use crate::plan::isa::Isa;
 
 /// How a forest's leaves name targets.
@@ -147,11 +150,28 @@ fn fused_forest_sums_match_a_plain_walk() {
                 assert_eq!(bits(scores.row(r)), bits(&s), "row {r}, {isa:?}, {what}");
             }
         }
-        if Isa::Avx512.supported() {
-            let mut scores = vec![0.0; rows * e.n_targets];
-            let columns = columns.unwrap();
-            let done = sum_leaves(&forest, &x, rows, width, Isa::Avx512, columns, &mut scores);
-            assert_eq!(done, 256, "{what}");
+        // Each fused walk alone, over more rows than a column tile holds, with NaN (the
+        // missing-value rule) and without (no rule applies).
+        let rows = scalar32::STRIDE + 100;
+        let x: Vec<f32> = (random_rows(&mut rng, rows, width).iter())
+            .map(|&v| v as f32)
+            .collect();
+        let no_nan: Vec<f32> = x
+            .iter()
+            .map(|&v| if v.is_nan() { 0.5 } else { v })
+            .collect();
+        for x32 in [x, no_nan] {
+            let x: Vec<f64> = x32.iter().map(|&v| f64::from(v)).collect();
+            for walk in FusedWalk::available() {
+                let mut scores = vec![0.0; rows * e.n_targets];
+                let columns = columns.unwrap();
+                let done = sum_leaves(&forest, &x32, rows, width, walk, columns, &mut scores);
+                assert_eq!(done, rows / 64 * 64, "{walk:?}, {what}");
+                for (r, row) in scores.chunks(e.n_targets).take(done).enumerate() {
+                    let (s, _) = reference(&e, &x[r * width..][..width], Aggregate::Sum);
+                    assert_eq!(bits(row), bits(&s), "row {r}, {walk:?}, {what}");
+                }
+            }
         }
     }
 }
@@ -172,7 +192,15 @@ fn other_weight_layouts_have_no_fused_walk() {
     let x = vec![0.5f32; 64 * 5];
     let mut scores = vec![0.0; 64 * 3];
     assert_eq!(
-        sum_leaves(&forest, &x, 64, 5, Isa::detect(), three, &mut scores),
+        sum_leaves(
+            &forest,
+            &x,
+            64,
+            5,
+            FusedWalk::for_isa(Isa::detect()),
+            three,
+            &mut scores
+        ),
         0
     );
     assert!(scores.iter().all(|&s| s == 0.0));

@@ -38,6 +38,19 @@ pub enum Modes {
     Mixed,
 }
 
+impl Modes {
+    /// The modes for inputs with or without a NaN: without one, no missing-value rule applies.
+    pub fn for_values(self, any_nan: bool) -> Modes {
+        match self {
+            Modes::Uniform { mode, .. } if !any_nan => Modes::Uniform {
+                mode,
+                missing: false,
+            },
+            modes => modes,
+        }
+    }
+}
+
 /// The weights of each leaf slot. When every slot holds exactly one weight (the common case:
 /// single-target models, unmerged trees), the slot indexes the weights directly.
 #[derive(Clone, Debug)]
@@ -62,6 +75,22 @@ pub struct Columns {
 }
 
 impl Leaves {
+    /// Whether the fused walks (`wide32::sums`, `scalar32::sums`) can add these weights by
+    /// `columns`: one target, or two with both weights of a slot or one target's.
+    pub fn fused_fit(&self, columns: Columns) -> bool {
+        let Columns {
+            per_slot,
+            first,
+            n_targets,
+        } = columns;
+        let fits = match n_targets {
+            1 => per_slot == 1 && first == 0,
+            2 => per_slot == 2 && first == 0 || per_slot == 1 && first < 2,
+            _ => false,
+        };
+        fits && self.values.len() == self.slots() * per_slot
+    }
+
     /// How many slots there are.
     pub fn slots(&self) -> usize {
         self.offsets

@@ -26,6 +26,8 @@ mod layout;
 mod legacy;
 mod merge;
 mod node;
+mod packed;
+mod scalar32;
 mod scan;
 mod v5;
 #[cfg(target_arch = "x86_64")]

@@ -3,11 +3,9 @@
 //! thresholds narrow exactly to float32 for float32 inputs (`node::narrow_f32`).
 //!
 //! The same walk as `wide` (read it first) with two gathers a step instead of three: each node
-//! is one 64-bit word (`pack`) holding its split and, where `wide` needs a second gather, its
+//! is one 64-bit word (`packed`) holding its split and, where `wide` needs a second gather, its
 //! feature, missing flag and false child; and a row's values are 4 bytes instead of 8. So a
-//! forest's nodes take half the cache. The false child (the next node when the comparison
-//! fails) is stored rather than the true one, so that a leaf can point at itself even as a
-//! tree's root: the step is `false child - yes`.
+//! forest's nodes take half the cache.
 //!
 //! Two additions over `wide`. The first `TOP_STEPS` steps read nodes among the tree's first 32
 //! words, which every row visits: they are held in four registers and picked with permutes
@@ -21,35 +19,11 @@
 
 use std::arch::x86_64::*;
 
-use super::layout::{Columns, Forest, Node, Tree};
+use super::layout::{Columns, Forest, Tree};
 use super::node::Split;
+use super::packed::{CHILD_SHIFT, FEATURE_BITS, MISSING_BIT};
 use super::wide::{decide, row_offsets, K, STEP};
 use crate::plan::isa::Isa;
-
-const FEATURE_BITS: u32 = 15;
-const MISSING_BIT: u64 = 1 << 47;
-const CHILD_SHIFT: u32 = 48;
-
-/// Node `index` (counted from its tree's root) as one word: split bits (a leaf's NaN slot) in
-/// bits 0-31, feature in 32-46, missing flag in 47, false child in 48-63; `None` when the
-/// feature or child does not fit.
-pub fn pack(node: &Node<f32>, index: usize) -> Option<u64> {
-    let (feature, false_child) = if node.is_leaf() {
-        (0, index)
-    } else {
-        (node.feature(), node.left as usize + 1)
-    };
-    if feature >> FEATURE_BITS != 0 || false_child >> (64 - CHILD_SHIFT) != 0 {
-        return None;
-    }
-    let missing = if node.missing_true() { MISSING_BIT } else { 0 };
-    Some(
-        u64::from(node.split.to_bits())
-            | (feature as u64) << 32
-            | missing
-            | (false_child as u64) << CHILD_SHIFT,
-    )
-}
 
 /// `wide::leaves` for `Forest::packed` (0 rows done when the forest has none).
 pub fn leaves<const MODE: u32, const MISSING: bool>(
@@ -102,12 +76,7 @@ pub fn sums<const MODE: u32, const MISSING: bool>(
         n_targets,
     } = columns;
     let leaves = &forest.leaves;
-    let fits = match n_targets {
-        1 => per_slot == 1 && first == 0,
-        2 => per_slot == 2 && first == 0 || per_slot == 1 && first < 2,
-        _ => false,
-    };
-    if !fits || leaves.values.len() != leaves.slots() * per_slot {
+    if !leaves.fused_fit(columns) {
         return 0;
     }
     let rows = scores.len() / n_targets / STEP * STEP;
@@ -120,8 +89,8 @@ pub fn sums<const MODE: u32, const MISSING: bool>(
         scores: scores.as_mut_ptr(),
         first,
     };
-    // SAFETY: see `tree_words`; every leaf's slot is below `leaves.slots()` (`pack` checks),
-    // so its weights lie inside `values` (checked above), and scores are written for rows
+    // SAFETY: see `tree_words`; every leaf's slot is below `leaves.slots()` (`Split::pack` checks),
+    // so its weights lie inside `values` (`fused_fit`), and scores are written for rows
     // below `rows`, inside `scores`.
     unsafe {
         match (n_targets, per_slot) {
@@ -151,7 +120,7 @@ fn tree_words<'a>(
     );
     assert!(x.len() >= rows * width);
     // The walk is sound with these words: node indices only take false-child values, which
-    // `pack` keeps inside the tree (a leaf's is itself), and value indices are
+    // `packed::pack` keeps inside the tree (a leaf's is itself), and value indices are
     // `row * width + feature` with `row` < `rows` and `feature` < `width`.
     Some(&forest.packed[tree.start..][..tree.len])
 }
