@@ -26,7 +26,7 @@ use super::packed::{CHILD_SHIFT, FEATURE_BITS, MISSING_BIT};
 pub const STRIDE: usize = 1 << STRIDE_BITS;
 const STRIDE_BITS: u32 = 10;
 /// Rows walking together.
-const CHAINS: usize = 16;
+const CHAINS: usize = 32;
 
 /// The first `rows` (at most `STRIDE`) rows of `x` (row-major, `width` values a row) as the
 /// walk reads them: column `f` from `f * STRIDE`.
@@ -88,7 +88,7 @@ pub fn sums<const MODE: u32, const MISSING: bool>(
                 macro_rules! step_all {
                     ($($k:literal)*) => { $(at[$k] = step::<MODE, MISSING>(words, x.add($k), at[$k]);)* };
                 }
-                step_all!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
+                step_all!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31);
             }
         }
         for (k, &at) in at.iter().enumerate() {
