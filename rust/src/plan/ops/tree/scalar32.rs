@@ -31,11 +31,18 @@ const CHAINS: usize = 32;
 /// The first `rows` (at most `STRIDE`) rows of `x` (row-major, `width` values a row) as the
 /// walk reads them: column `f` from `f * STRIDE`.
 pub fn columns<T: Split, X: Copy + Into<T>>(x: &[X], rows: usize, width: usize) -> Vec<T> {
+    // Rows a pass: their values stay in L1 while each column's share is written in one run
+    // (written row by row, every value went to another cache line: 6% of a forest's time).
+    const PASS: usize = 64;
     assert!(rows <= STRIDE);
     let mut out = vec![T::from_f64(0.0); width * STRIDE];
-    for (r, row) in x.chunks_exact(width).take(rows).enumerate() {
-        for (f, &v) in row.iter().enumerate() {
-            out[f * STRIDE + r] = v.into();
+    for first in (0..rows).step_by(PASS) {
+        let n = PASS.min(rows - first);
+        let pass = &x[first * width..][..n * width];
+        for (f, column) in out.chunks_exact_mut(STRIDE).enumerate() {
+            for (r, value) in column[first..first + n].iter_mut().enumerate() {
+                *value = pass[r * width + f].into();
+            }
         }
     }
     out
