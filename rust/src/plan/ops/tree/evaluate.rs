@@ -132,7 +132,8 @@ where
     }
     let x = &x[..done * width];
     // Without a NaN in the tile no missing-value rule applies, and the walk skips its test.
-    let modes = (forest.modes).for_values(x.iter().any(|&v| v.into().is_nan()));
+    let any_nan = x.iter().fold(false, |nan, &v| nan | v.into().is_nan());
+    let modes = (forest.modes).for_values(any_nan);
     macro_rules! fused_sums {
         ($mode:expr, $missing:literal) => {
             T::fused_sums::<$mode, $missing>(walk)

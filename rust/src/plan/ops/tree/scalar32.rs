@@ -26,16 +26,23 @@ use super::packed::{CHILD_SHIFT, FEATURE_BITS, MISSING_BIT};
 pub const STRIDE: usize = 1 << STRIDE_BITS;
 const STRIDE_BITS: u32 = 10;
 /// Rows walking together.
-const CHAINS: usize = 16;
+const CHAINS: usize = 32;
 
 /// The first `rows` (at most `STRIDE`) rows of `x` (row-major, `width` values a row) as the
 /// walk reads them: column `f` from `f * STRIDE`.
 pub fn columns<T: Split, X: Copy + Into<T>>(x: &[X], rows: usize, width: usize) -> Vec<T> {
+    // Rows a pass: their values stay in L1 while each column's share is written in one run
+    // (written row by row, every value went to another cache line: 6% of a forest's time).
+    const PASS: usize = 64;
     assert!(rows <= STRIDE);
     let mut out = vec![T::from_f64(0.0); width * STRIDE];
-    for (r, row) in x.chunks_exact(width).take(rows).enumerate() {
-        for (f, &v) in row.iter().enumerate() {
-            out[f * STRIDE + r] = v.into();
+    for first in (0..rows).step_by(PASS) {
+        let n = PASS.min(rows - first);
+        let pass = &x[first * width..][..n * width];
+        for (f, column) in out.chunks_exact_mut(STRIDE).enumerate() {
+            for (r, value) in column[first..first + n].iter_mut().enumerate() {
+                *value = pass[r * width + f].into();
+            }
         }
     }
     out
@@ -88,7 +95,7 @@ pub fn sums<const MODE: u32, const MISSING: bool>(
                 macro_rules! step_all {
                     ($($k:literal)*) => { $(at[$k] = step::<MODE, MISSING>(words, x.add($k), at[$k]);)* };
                 }
-                step_all!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
+                step_all!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31);
             }
         }
         for (k, &at) in at.iter().enumerate() {
