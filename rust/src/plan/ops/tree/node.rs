@@ -64,14 +64,14 @@ pub enum FusedWalk {
     /// `wide32::sums`: eight rows to an AVX-512 vector, node words and values gathered; the
     /// tile row-major.
     Gathers,
-    /// `scalar32::sums`: sixteen rows in flight, scalar loads; the tile by column
+    /// `scalar32::sums`: 32 rows in flight, scalar loads; the tile by column
     /// (`scalar32::columns`).
     Chains,
 }
 
 impl FusedWalk {
     /// The walk for `isa` on this CPU: `Gathers` on Intel CPUs with AVX-512 (where `wide32`
-    /// was tuned), else `Chains`, which ran 1.45x faster than `Gathers` on AMD EPYC (Zen 4)
+    /// was tuned), else `Chains`, which ran 1.9x faster than `Gathers` on AMD EPYC (Zen 4)
     /// and needs no vector instructions. `EDGEWISE_TREE_WALK=gathers|chains` overrides the
     /// choice (never `Gathers` below AVX-512), for comparing the walks on one machine.
     pub fn for_isa(isa: Isa) -> FusedWalk {

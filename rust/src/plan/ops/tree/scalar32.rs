@@ -1,19 +1,18 @@
 //! The random forests' fused walk (`wide32::sums`: leaf weights added into the scores as each
-//! row reaches its leaf) in plain scalar code, sixteen rows in flight, for CPUs whose AVX-512
+//! row reaches its leaf) in plain scalar code, 32 rows in flight, for CPUs whose AVX-512
 //! gathers are slow and for CPUs without AVX-512.
 //!
 //! It reads the same node words (`packed`). A step is two loads (the node word, then the row's
 //! value) and a handful of integer operations: no gather. On AMD EPYC (Zen 4) this walk ran
-//! 1.45x faster than `wide32`'s eight-lane gathers on a 100-tree depth-12 forest (BENCHMARKS.md),
-//! since there a gathered element costs about what a scalar load does while a gather's lanes
-//! also wait for each other. The sixteen rows' walks are independent chains of dependent
-//! loads, unrolled so that the core overlaps them; eight chains measured 1.1x slower, 32 no
-//! faster (spilled registers).
+//! the model step of a 100-tree depth-12 forest 1.9x faster than `wide32`'s eight-lane gathers,
+//! and 2.1x faster than the plain walk without AVX-512 (BENCHMARKS.md). The 32 rows' walks are
+//! independent chains of dependent loads, unrolled so that the core overlaps them: 16 chains
+//! measured 1.04-1.11x slower, 8 slower again, 64 within noise of 32.
 //!
 //! The tile is column-major with a fixed stride (`STRIDE` rows, `columns`), so a row's value
 //! is `column start + row`: the node word's feature bits, shifted, are the column's offset,
-//! and each of the sixteen rows adds a constant. Decisions and weight sums are those of
-//! `wide32` (and so of the plain walk), bit for bit.
+//! and each of the 32 rows adds a constant. Decisions and weight sums are those of `wide32`
+//! (and so of the plain walk), bit for bit.
 
 #![allow(unsafe_code)]
 
