@@ -47,6 +47,7 @@ mod random_tests;
 #[cfg(test)]
 mod tests;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use super::{required, Attrs, Kernel};
@@ -185,6 +186,11 @@ struct TreeKernel {
     /// this many leaves, so float32 inputs use the f64 layout.
     f32_forest: OnceLock<Option<Forest<f32>>>,
     f64_forest: OnceLock<Forest<f64>>,
+    /// Whether float64 blocks may still be float32s (`evaluate_f64`), cleared by the first
+    /// block that is not: an ensemble's inputs are float32s throughout (the casts of a random
+    /// forest's exact graph) or hardly ever (gradient boosting's scaled inputs, where trying
+    /// every block cost 2% of the model step).
+    narrows: AtomicBool,
     aggregate: Aggregate,
     head: Head,
     /// Whether which targets a row reached must be tracked, rather than `static_hits`.
@@ -216,6 +222,7 @@ impl TreeKernel {
             split_type,
             f32_forest: OnceLock::new(),
             f64_forest: OnceLock::new(),
+            narrows: AtomicBool::new(true),
             aggregate,
             head,
             typed_like_input,
@@ -347,13 +354,14 @@ impl TreeKernel {
     /// Float64 inputs: a block whose every value is a float32 (as after scikit-learn's cast of
     /// X for its trees) walks the float32 layout, which then decides exactly as the float64
     /// one, at twice the vector lanes and less cache; any other block walks the float64 layout,
-    /// laid out on first need.
+    /// laid out on first need, and so do all later blocks, unchecked.
     fn evaluate_f64(&self, x: &[f64], rows: usize, width: usize) -> Result<(Vec<f64>, Vec<usize>)> {
-        if self.f32_forest()?.is_some() {
+        if self.narrows.load(Ordering::Relaxed) && self.f32_forest()?.is_some() {
             let mut narrowed = Vec::new();
             if as_f32(x, &mut narrowed) {
                 return self.evaluate_f32(&narrowed, rows, width);
             }
+            self.narrows.store(false, Ordering::Relaxed);
         }
         let (aggregate, isa) = (self.aggregate, Isa::detect());
         let forest = self.f64_forest()?;
