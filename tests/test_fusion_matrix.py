@@ -12,6 +12,9 @@ that another node also reads.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 import numpy as np
@@ -176,3 +179,54 @@ def test_a_matrix_is_fused_unless_a_value_inside_it_is_read_elsewhere(
     assert len(plan.fused) == fused
     want = Plan(_tree_graph(outputs), fuse=False).run_tensors(_tree_inputs())
     assert_same_outputs(plan.run_tensors(_tree_inputs()), want)
+
+
+WALK_CHECK = """
+import hashlib, sys
+sys.path.insert(0, {tests!r})
+import numpy as np
+from test_fusion import preprocessed
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.preprocessing import OneHotEncoder
+from edgewise import Batch, Model
+from edgewise.compile import compile_pipeline
+from edgewise.datasets import CATEGORICAL, NUMERIC, credit_frame
+
+case = {{"imputer": "median", "scaler": "standard", "numeric": len(NUMERIC),
+         "categorical": len(CATEGORICAL)}}
+forest = RandomForestClassifier(12, max_depth=9, random_state=0)
+pipeline, features = preprocessed(case, forest, OneHotEncoder(handle_unknown="ignore"))
+train = credit_frame(2000, seed=3)
+target = (train["debt_ratio"].fillna(0) > 0.4).astype(int)
+pipeline.fit(train[features], target)
+result = compile_pipeline(pipeline, train.assign(target=target), name="walk", version=1)
+plan = Model.from_bundle(result.bundle, engine="native").engine.plan
+rows = credit_frame(5000, seed=4)[features]
+outputs = plan.run(Batch.from_arrow(rows), 2)
+digest = hashlib.sha256()
+for name in sorted(outputs):
+    digest.update(name.encode() + np.ascontiguousarray(outputs[name]).tobytes())
+expected = pipeline.predict_proba(rows)
+got = next(v for v in outputs.values() if v.ndim == 2 and v.shape[1] == 2)
+assert np.abs(got - expected).max() < 1e-12
+print(digest.hexdigest())
+"""
+
+
+def test_both_forest_walks_give_the_same_scores() -> None:
+    """EDGEWISE_TREE_WALK picks the random forest's fused walk (gathers only with AVX-512):
+    scalar chains and vector gathers give the same scores, bit for bit, and scikit-learn's."""
+    tests = os.path.dirname(os.path.abspath(__file__))
+    digests = []
+    for walk in ("chains", "gathers"):
+        done = subprocess.run(
+            [sys.executable, "-c", WALK_CHECK.format(tests=tests)],
+            env={**os.environ, "EDGEWISE_TREE_WALK": walk},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        digests.append(done.stdout.strip())
+    assert digests[0] == digests[1]
