@@ -83,6 +83,13 @@ pub fn sums<const MODE: u32, const MISSING: bool>(
             _ => scores[2 * row + first] += weights[slot],
         }
     };
+    // Every chain one step, unrolled: a loop over the chains kept `at` in memory and ran
+    // one chain's step after another.
+    macro_rules! step_all {
+        ($words:expr, $x:expr, $at:expr; $($k:literal)*) => {
+            $($at[$k] = step::<MODE, MISSING>($words, $x.add($k), $at[$k]);)*
+        };
+    }
     for base in (0..rows).step_by(CHAINS) {
         let mut at = [0usize; CHAINS];
         // SAFETY: `packed::pack` keeps every false child inside its tree (a leaf's is itself), so
@@ -91,10 +98,8 @@ pub fn sums<const MODE: u32, const MISSING: bool>(
         unsafe {
             let (words, x) = (words.as_ptr(), x.as_ptr().add(base));
             for _ in 0..tree.depth {
-                macro_rules! step_all {
-                    ($($k:literal)*) => { $(at[$k] = step::<MODE, MISSING>(words, x.add($k), at[$k]);)* };
-                }
-                step_all!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31);
+                step_all!(words, x, at; 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15
+                    16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31);
             }
         }
         for (k, &at) in at.iter().enumerate() {
