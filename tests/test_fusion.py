@@ -380,17 +380,23 @@ print("ok")
 """
 
 
-@pytest.mark.parametrize("isa", ["baseline", "avx2", "avx512"])
-def test_every_instruction_set_copy_of_the_fused_block_agrees(isa: str) -> None:
-    """EDGEWISE_ISA picks the copy (never above what the CPU has), once per process."""
+def run_script(script: str, env: dict[str, str], timeout: float) -> str:
+    """`script` (formatted with `tests`, this directory) in a fresh interpreter with `env`
+    added to the environment, for settings read once per process; its stdout, stripped."""
     tests = os.path.dirname(os.path.abspath(__file__))
     done = subprocess.run(
-        [sys.executable, "-c", ISA_CHECK.format(tests=tests)],
-        env={**os.environ, "EDGEWISE_ISA": isa},
+        [sys.executable, "-c", script.format(tests=tests)],
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "ok"
+    return done.stdout.strip()
+
+
+@pytest.mark.parametrize("isa", ["baseline", "avx2", "avx512"])
+def test_every_instruction_set_copy_of_the_fused_block_agrees(isa: str) -> None:
+    """EDGEWISE_ISA picks the copy (never above what the CPU has), once per process."""
+    assert run_script(ISA_CHECK, {"EDGEWISE_ISA": isa}, timeout=120) == "ok"

@@ -12,9 +12,6 @@ that another node also reads.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from typing import Any
 
 import numpy as np
@@ -31,7 +28,13 @@ from sklearn.ensemble import (
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 from test_fusion import _spoil as spoil
-from test_fusion import assert_same_on_batches, assert_same_outputs, compile_both, preprocessed
+from test_fusion import (
+    assert_same_on_batches,
+    assert_same_outputs,
+    compile_both,
+    preprocessed,
+    run_script,
+)
 
 from edgewise._core import Plan
 from edgewise.datasets import CATEGORICAL, NUMERIC, credit_frame
@@ -216,17 +219,8 @@ print(digest.hexdigest())
 def test_both_forest_walks_give_the_same_scores() -> None:
     """EDGEWISE_TREE_WALK picks the random forest's fused walk (gathers only with AVX-512):
     scalar chains and vector gathers give the same scores, bit for bit, and scikit-learn's."""
-    tests = os.path.dirname(os.path.abspath(__file__))
-    digests = []
-    for walk in ("chains", "gathers"):
-        done = subprocess.run(
-            [sys.executable, "-c", WALK_CHECK.format(tests=tests)],
-            env={**os.environ, "EDGEWISE_TREE_WALK": walk},
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr
-        digests.append(done.stdout.strip())
-    assert digests[0] == digests[1]
+    chains, gathers = (
+        run_script(WALK_CHECK, {"EDGEWISE_TREE_WALK": walk}, timeout=300)
+        for walk in ("chains", "gathers")
+    )
+    assert chains == gathers
