@@ -155,7 +155,7 @@ where
                 &mut scores[..done * n_targets],
             )
         }
-        FusedWalk::Chains => (0..done).step_by(scalar32::STRIDE).all(|first| {
+        FusedWalk::Chains | FusedWalk::TopChains => (0..done).step_by(scalar32::STRIDE).all(|first| {
             let n = (done - first).min(scalar32::STRIDE);
             let x = scalar32::columns(&x[first * width..], n, width);
             let scores = &mut scores[first * n_targets..][..n * n_targets];
@@ -180,10 +180,10 @@ fn walk_trees<T: Split>(
     scores: &mut [f64],
 ) -> bool {
     let rows = scores.len() / columns.n_targets;
-    for (i, tree) in forest.trees.iter().enumerate() {
+    for tree in 0..forest.trees.len() {
         if sums(forest, tree, x, width, columns, scores) != rows {
             // Whether the walk applies depends on the forest only: the first tree tells.
-            assert_eq!(i, 0, "the fused walk refused a later tree");
+            assert_eq!(tree, 0, "the fused walk refused a later tree");
             return false;
         }
     }

@@ -1,4 +1,5 @@
-//! The fused walks of random forests (`wide32::sums`, `scalar32::sums`): deep float32 forests
+//! The fused walks of random forests (`wide32::sums`, `scalar32::sums` with and without
+//! `top::Tops`): deep float32 forests (and a few shallow trees among them)
 //! whose leaves add their weights into the scores as the walk reaches them, against a plain
 //! walk of the `Ensemble`, bit for bit, for every mode, missing rule and way of mapping weights
 //! to targets.
@@ -30,13 +31,14 @@ struct Grow<'a> {
     mode: Mode,
     missing: bool,
     target: u32,
+    depth: u32,
 }
 
 impl Grow<'_> {
-    /// A tree down to depth 9, most branches reaching it: hundreds of leaves, too many for
-    /// bitvectors, so the vector walk takes it.
+    /// A tree down to `depth`, most branches reaching it: at depth 9 hundreds of leaves, too
+    /// many for bitvectors, so the vector walk takes it.
     fn grow(&mut self, level: u32) -> Child {
-        if level == 9 || (level > 3 && self.rng.chance(0.1)) {
+        if level == self.depth || (level > 3 && self.rng.chance(0.1)) {
             // Full mantissas of varied sign: sums depend on their order. The two classes'
             // copies of a tree draw the same numbers; the scale tells them apart.
             let value = self.rng.next() as f64 / u64::MAX as f64 - 0.3;
@@ -78,7 +80,9 @@ fn forest(rng: &mut Rng, mode: Mode, missing: bool, targets: Targets) -> Ensembl
         },
         ..Ensemble::default()
     };
-    for _ in 0..6 {
+    // Deep trees, and shallow ones that end above the levels `top::Tops` decides: one is a
+    // single leaf.
+    for depth in [9, 9, 2, 9, 0, 9] {
         let classes: &[u32] = match targets {
             Targets::One => &[0],
             Targets::PerClass => &[0, 1],
@@ -93,6 +97,7 @@ fn forest(rng: &mut Rng, mode: Mode, missing: bool, targets: Targets) -> Ensembl
                 mode,
                 missing,
                 target,
+                depth,
             };
             let root = grow.grow(0);
             e.roots.push(root);

@@ -14,6 +14,7 @@ use std::collections::{HashMap, VecDeque};
 use super::bitvector::Bitvectors;
 use super::ensemble::{Child, Ensemble, Mode};
 use super::merge::Builder;
+use super::top::Tops;
 pub use super::node::{mode_code, Node, Split, LEAF};
 use super::node::{MISSING_TRUE, MODE_SHIFT};
 
@@ -132,6 +133,9 @@ pub struct Forest<T> {
     /// The nodes as the float32 vector walk reads them (`wide32::pack`), for forests it walks;
     /// else empty.
     pub packed: Vec<u64>,
+    /// The trees' top levels for the vector comparisons before the chains (`top`), for
+    /// forests with `packed` words.
+    pub tops: Option<Tops<T>>,
 }
 
 /// Why a forest could not be laid out.
@@ -175,6 +179,7 @@ impl<T: Split> Forest<T> {
                 max_feature: None,
                 bitvectors: None,
                 packed: Vec::new(),
+                tops: None,
             },
             slots: Vec::new(),
             shapes: HashMap::new(),
@@ -195,6 +200,9 @@ impl<T: Split> Forest<T> {
         forest.bitvectors = Bitvectors::new(&forest, all_leq);
         if forest.bitvectors.is_none() && matches!(forest.modes, Modes::Uniform { .. }) {
             forest.packed = T::pack(&forest);
+            if !forest.packed.is_empty() {
+                forest.tops = Tops::new(&forest);
+            }
         }
         Ok(forest)
     }

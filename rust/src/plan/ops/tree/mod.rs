@@ -28,6 +28,7 @@ mod merge;
 mod node;
 mod packed;
 mod scalar32;
+mod top;
 mod scan;
 mod v5;
 #[cfg(target_arch = "x86_64")]

@@ -53,9 +53,9 @@ pub trait Split: Copy + PartialOrd + Send + Sync + 'static {
 /// `wide::leaves`: (forest, tree, rows, width, leaf slots out) -> rows done.
 pub type WideWalk<T> = fn(&Forest<T>, &Tree, &[T], usize, &mut [u32]) -> usize;
 
-/// `wide32::sums`, `scalar32::sums`: (forest, tree, tile, width, columns, scores to add to)
-/// -> rows done.
-pub type FusedSums<T> = fn(&Forest<T>, &Tree, &[T], usize, Columns, &mut [f64]) -> usize;
+/// `wide32::sums`, `scalar32::sums`: (forest, tree index, tile, width, columns, scores to
+/// add to) -> rows done.
+pub type FusedSums<T> = fn(&Forest<T>, usize, &[T], usize, Columns, &mut [f64]) -> usize;
 
 /// The walks that add a random forest's leaf weights into the scores as they go
 /// (`evaluate::sum_leaves`).
@@ -67,20 +67,26 @@ pub enum FusedWalk {
     /// `scalar32::sums`: 32 rows in flight, scalar loads; the tile by column
     /// (`scalar32::columns`).
     Chains,
+    /// `Chains` from the nodes that `top::Tops::exits` finds 32 rows at depth `top::LEVELS`
+    /// with AVX-512 compares.
+    TopChains,
 }
 
 impl FusedWalk {
     /// The walk for `isa` on this CPU: `Gathers` on Intel CPUs with AVX-512 (where `wide32`
-    /// was tuned), else `Chains`, which ran 1.9x faster than `Gathers` on AMD EPYC (Zen 4)
-    /// and needs no vector instructions. `EDGEWISE_TREE_WALK=gathers|chains` overrides the
-    /// choice (never `Gathers` below AVX-512), for comparing the walks on one machine.
+    /// was tuned), `TopChains` on other CPUs with AVX-512 (on AMD EPYC, Zen 4, `Chains` ran
+    /// 1.9x faster than `Gathers`, and the vector tops faster again), else `Chains`, which
+    /// needs no vector instructions. `EDGEWISE_TREE_WALK=gathers|chains|tops` overrides the
+    /// choice (never below AVX-512 to a walk that needs it), for comparing the walks on one
+    /// machine.
     pub fn for_isa(isa: Isa) -> FusedWalk {
         static PREFERRED: OnceLock<FusedWalk> = OnceLock::new();
         let preferred = *PREFERRED.get_or_init(|| match std::env::var("EDGEWISE_TREE_WALK") {
             Ok(walk) if walk == "chains" => FusedWalk::Chains,
             Ok(walk) if walk == "gathers" => FusedWalk::Gathers,
+            Ok(walk) if walk == "tops" => FusedWalk::TopChains,
             _ if isa::is_intel() => FusedWalk::Gathers,
-            _ => FusedWalk::Chains,
+            _ => FusedWalk::TopChains,
         });
         if isa >= Isa::Avx512 {
             preferred
@@ -94,7 +100,7 @@ impl FusedWalk {
     pub fn available() -> Vec<FusedWalk> {
         let mut walks = vec![FusedWalk::Chains];
         if Isa::Avx512.supported() {
-            walks.push(FusedWalk::Gathers);
+            walks.extend([FusedWalk::Gathers, FusedWalk::TopChains]);
         }
         walks
     }
@@ -173,13 +179,17 @@ impl Split for f32 {
         walk: FusedWalk,
     ) -> Option<FusedSums<Self>> {
         match walk {
-            FusedWalk::Chains => Some(super::scalar32::sums::<MODE, MISSING>),
+            FusedWalk::Chains => Some(super::scalar32::sums::<MODE, MISSING, false>),
             #[cfg(target_arch = "x86_64")]
             FusedWalk::Gathers => {
                 (Isa::Avx512.supported()).then_some(super::wide32::sums::<MODE, MISSING>)
             }
+            #[cfg(target_arch = "x86_64")]
+            FusedWalk::TopChains => {
+                (Isa::Avx512.supported()).then_some(super::scalar32::sums::<MODE, MISSING, true>)
+            }
             #[cfg(not(target_arch = "x86_64"))]
-            FusedWalk::Gathers => None,
+            FusedWalk::Gathers | FusedWalk::TopChains => None,
         }
     }
     /// Empty also if a leaf's slot is out of `forest.leaves` (the fused walks add by it).

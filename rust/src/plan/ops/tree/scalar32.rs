@@ -17,7 +17,8 @@
 #![allow(unsafe_code)]
 
 use super::evaluate::compare;
-use super::layout::{Columns, Forest, Tree};
+use super::layout::{Columns, Forest};
+use super::top;
 use super::node::Split;
 use super::packed::{CHILD_SHIFT, FEATURE_BITS, MISSING_BIT};
 
@@ -47,12 +48,14 @@ pub fn columns<T: Split, X: Copy + Into<T>>(x: &[X], rows: usize, width: usize) 
     out
 }
 
-/// `wide32::sums` over a tile laid out by `columns`: adds each row's leaf weights in `tree`
-/// into `scores` (row-major, `columns.n_targets` a row, at most `STRIDE` rows) and returns the
-/// rows done, a multiple of `CHAINS` (0 when the forest or its weights do not fit the walk).
-pub fn sums<const MODE: u32, const MISSING: bool>(
+/// `wide32::sums` over a tile laid out by `columns`: adds each row's leaf weights in tree
+/// `tree` into `scores` (row-major, `columns.n_targets` a row, at most `STRIDE` rows) and
+/// returns the rows done, a multiple of `CHAINS` (0 when the forest or its weights do not fit
+/// the walk). With `TOPS` the chains start where `top::Tops::exits` sends each row, at depth
+/// `top::LEVELS`; the caller checked that the CPU has AVX-512.
+pub fn sums<const MODE: u32, const MISSING: bool, const TOPS: bool>(
     forest: &Forest<f32>,
-    tree: &Tree,
+    tree: usize,
     x: &[f32],
     width: usize,
     columns: Columns,
@@ -64,9 +67,17 @@ pub fn sums<const MODE: u32, const MISSING: bool>(
         n_targets,
     } = columns;
     let weights = &forest.leaves.values;
-    if forest.packed.is_empty() || !forest.leaves.fused_fit(columns) {
+    let tops = forest.tops.as_ref().filter(|_| TOPS);
+    if forest.packed.is_empty() || !forest.leaves.fused_fit(columns) || tops.is_none() && TOPS {
         return 0;
     }
+    let index = tree;
+    let tree = &forest.trees[index];
+    let steps = if TOPS {
+        tree.depth.saturating_sub(top::LEVELS)
+    } else {
+        tree.depth
+    };
     let rows = scores.len() / n_targets / CHAINS * CHAINS;
     assert!(rows <= STRIDE && x.len() >= width * STRIDE);
     assert!(forest.max_feature.is_none_or(|f| f < width));
@@ -91,19 +102,24 @@ pub fn sums<const MODE: u32, const MISSING: bool>(
         };
     }
     for base in (0..rows).step_by(CHAINS) {
-        let mut at = [0usize; CHAINS];
-        // SAFETY: `packed::pack` keeps every false child inside its tree (a leaf's is itself), so
-        // `at` stays below `words.len()`; a value's offset is `feature * STRIDE + row` with
-        // `feature` < `width` (asserted) and `row` < `rows` <= `STRIDE`, inside `x`.
+        // SAFETY: `packed::pack` keeps every false child inside its tree (a leaf's is itself),
+        // and so does `Tops::exits`, so `at` stays below `words.len()`; a value's offset is
+        // `feature * STRIDE + row` with `feature` < `width` (asserted) and `row` < `rows` <=
+        // `STRIDE`, inside `x`; `TOPS` runs only where the caller found AVX-512.
         unsafe {
             let (words, x) = (words.as_ptr(), x.as_ptr().add(base));
-            for _ in 0..tree.depth {
+            let mut at = match tops {
+                #[cfg(target_arch = "x86_64")]
+                Some(tops) => tops.exits::<MODE, MISSING>(index, x),
+                _ => [0; CHAINS],
+            };
+            for _ in 0..steps {
                 step_all!(words, x, at; 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15
                     16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31);
             }
-        }
-        for (k, &at) in at.iter().enumerate() {
-            add(base + k, words[at]);
+            for (k, &at) in at.iter().enumerate() {
+                add(base + k, *words.add(at));
+            }
         }
     }
     rows

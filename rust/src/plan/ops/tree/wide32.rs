@@ -64,12 +64,13 @@ pub fn leaves<const MODE: u32, const MISSING: bool>(
 /// (0 when the forest or its weights do not fit this walk).
 pub fn sums<const MODE: u32, const MISSING: bool>(
     forest: &Forest<f32>,
-    tree: &Tree,
+    tree: usize,
     x: &[f32],
     width: usize,
     columns: Columns,
     scores: &mut [f64],
 ) -> usize {
+    let tree = &forest.trees[tree];
     let Columns {
         per_slot,
         first,
