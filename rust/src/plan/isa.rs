@@ -53,7 +53,11 @@ impl Isa {
     fn best() -> Isa {
         use std::arch::is_x86_feature_detected as has;
         let avx2 = has!("avx2") && has!("fma") && has!("bmi1") && has!("bmi2");
-        let avx512 = has!("avx512f") && has!("avx512cd") && has!("avx512vl") && has!("avx512dq") && has!("avx512bw");
+        let avx512 = has!("avx512f")
+            && has!("avx512cd")
+            && has!("avx512vl")
+            && has!("avx512dq")
+            && has!("avx512bw");
         match (avx2, avx512) {
             (true, true) => Isa::Avx512,
             (true, false) => Isa::Avx2,

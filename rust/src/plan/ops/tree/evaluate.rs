@@ -155,12 +155,14 @@ where
                 &mut scores[..done * n_targets],
             )
         }
-        FusedWalk::Chains | FusedWalk::TopChains => (0..done).step_by(scalar32::STRIDE).all(|first| {
-            let n = (done - first).min(scalar32::STRIDE);
-            let x = scalar32::columns(&x[first * width..], n, width);
-            let scores = &mut scores[first * n_targets..][..n * n_targets];
-            walk_trees(forest, sums, &x, width, columns, scores)
-        }),
+        FusedWalk::Chains | FusedWalk::TopChains => {
+            (0..done).step_by(scalar32::STRIDE).all(|first| {
+                let n = (done - first).min(scalar32::STRIDE);
+                let x = scalar32::columns(&x[first * width..], n, width);
+                let scores = &mut scores[first * n_targets..][..n * n_targets];
+                walk_trees(forest, sums, &x, width, columns, scores)
+            })
+        }
     };
     if walked {
         done

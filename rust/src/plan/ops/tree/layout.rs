@@ -14,9 +14,9 @@ use std::collections::{HashMap, VecDeque};
 use super::bitvector::Bitvectors;
 use super::ensemble::{Child, Ensemble, Mode};
 use super::merge::Builder;
-use super::top::Tops;
 pub use super::node::{mode_code, Node, Split, LEAF};
 use super::node::{MISSING_TRUE, MODE_SHIFT};
+use super::top::Tops;
 
 /// One tree's place in `Forest::nodes`.
 #[derive(Clone, Copy, Debug)]

@@ -28,8 +28,8 @@ mod merge;
 mod node;
 mod packed;
 mod scalar32;
-mod top;
 mod scan;
+mod top;
 mod v5;
 #[cfg(target_arch = "x86_64")]
 mod wide;

@@ -18,9 +18,9 @@
 
 use super::evaluate::compare;
 use super::layout::{Columns, Forest};
-use super::top;
 use super::node::Split;
 use super::packed::{CHILD_SHIFT, FEATURE_BITS, MISSING_BIT};
+use super::top;
 
 /// Rows of a column in the tile; a tile holds at most this many rows.
 pub const STRIDE: usize = 1 << STRIDE_BITS;

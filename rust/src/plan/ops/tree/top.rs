@@ -129,9 +129,8 @@ impl Tops<f32> {
             high = _mm512_mask_and_epi32(high, second, high, keep);
         }
         // SAFETY: two vectors of 16 u32 are 32 u32.
-        let positions: [u32; EXITS] = unsafe {
-            std::mem::transmute([_mm512_lzcnt_epi32(low), _mm512_lzcnt_epi32(high)])
-        };
+        let positions: [u32; EXITS] =
+            unsafe { std::mem::transmute([_mm512_lzcnt_epi32(low), _mm512_lzcnt_epi32(high)]) };
         let exits = &self.exits[tree];
         std::array::from_fn(|k| usize::from(exits[positions[k] as usize]))
     }
