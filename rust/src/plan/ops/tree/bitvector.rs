@@ -114,6 +114,13 @@ impl<T: Split> Bitvectors<T> {
         scores: &mut [f64],
     ) {
         match self {
+            #[cfg(target_arch = "x86_64")]
+            #[allow(unsafe_code)]
+            Self::Narrow(scan) if isa >= Isa::Avx512 => {
+                assert!(isa.supported(), "{isa:?} on a CPU without it");
+                // SAFETY: the CPU has AVX-512 (checked above).
+                unsafe { scan.sum_leaves_by_tree(x, rows, width, n_targets, scores) }
+            }
             Self::Narrow(scan) => {
                 scan.sum_leaves::<NARROW_LANES, X>(x, rows, width, isa, n_targets, scores)
             }

@@ -28,7 +28,7 @@ pub trait Split: Copy + PartialOrd + Send + Sync + 'static {
     /// Bit `lane` set where `self < values[lane]` (`word::below_lanes_f64`).
     ///
     /// # Safety
-    /// The CPU has AVX-512 F; `L` is a multiple of 16 and at most 64.
+    /// The CPU has AVX-512 F and BW; `L` is a multiple of 16 and at most 64.
     #[cfg(target_arch = "x86_64")]
     #[allow(unsafe_code)]
     unsafe fn below_lanes<const L: usize>(self, values: &[Self; L]) -> u64;

@@ -32,26 +32,32 @@ pub struct Weights {
 
 /// One feature's place in `Scan::splits` and `Scan::pairs`.
 #[derive(Clone, Copy, Debug, Default)]
-struct Feature {
-    splits: (usize, usize),
+pub(super) struct Feature {
+    pub(super) splits: (usize, usize),
     /// Where its first split's branches start in `pairs`.
     first: usize,
 }
 
 #[derive(Clone, Debug)]
 pub struct Scan<T, W> {
-    features: Vec<Feature>,
+    pub(super) features: Vec<Feature>,
     /// Each feature's distinct splits, ascending, each with the end of its branches in
     /// `pairs` (they start where the previous split's end).
-    splits: Vec<(T, u32)>,
+    pub(super) splits: Vec<(T, u32)>,
     /// Each branch's tree (below `n_trees`) and mask.
     pairs: Vec<(u32, W)>,
     /// Per feature, the branches a NaN makes false, as (tree, mask).
     missing: Vec<Vec<(u32, W)>>,
+    /// The branches again, tree by tree (`by_tree`): tree `t`'s are
+    /// `tree_branches[tree_bounds[t]..tree_bounds[t + 1]]`, each as (lane mask index, mask). Lane
+    /// mask `2 * s` is where split `s` is false for a number, `2 * s + 1` that or a NaN (for
+    /// the branches sending NaN to their false side).
+    pub(super) tree_branches: Vec<(u32, W)>,
+    pub(super) tree_bounds: Vec<usize>,
     /// Leaf slot of each tree's leaves in left-to-right order, `W::BITS` per tree.
     slots: Vec<u32>,
-    weights: Option<Weights>,
-    n_trees: usize,
+    pub(super) weights: Option<Weights>,
+    pub(super) n_trees: usize,
 }
 
 impl<T: Split, W: Word> Scan<T, W> {
@@ -70,10 +76,13 @@ impl<T: Split, W: Word> Scan<T, W> {
             splits: Vec::new(),
             pairs: branches.iter().map(|b| (b.2, W::truncate(b.3))).collect(),
             missing: vec![Vec::new(); width],
+            tree_branches: Vec::new(),
+            tree_bounds: Vec::new(),
             slots,
             weights,
             n_trees,
         };
+        let mut by_tree = Vec::with_capacity(branches.len());
         for (i, &(f, split, tree, mask, missing_true)) in branches.iter().enumerate() {
             let new_feature = i == 0 || branches[i - 1].0 != f;
             if new_feature {
@@ -90,7 +99,14 @@ impl<T: Split, W: Word> Scan<T, W> {
             if !missing_true {
                 scan.missing[f].push((tree, W::truncate(mask)));
             }
+            let lane_mask = 2 * (scan.splits.len() - 1) + usize::from(!missing_true);
+            by_tree.push((tree, lane_mask as u32, W::truncate(mask)));
         }
+        by_tree.sort_by_key(|&(tree, ..)| tree);
+        scan.tree_bounds = (0..=n_trees)
+            .map(|t| by_tree.partition_point(|&(tree, ..)| (tree as usize) < t))
+            .collect();
+        scan.tree_branches = (by_tree.iter()).map(|&(_, m, mask)| (m, mask)).collect();
         scan
     }
 
@@ -204,14 +220,7 @@ impl<T: Split, W: Word> Scan<T, W> {
         let mut lanes = vec![[T::from_f64(0.0); L]; self.features.len()];
         for start in (0..rows).step_by(L) {
             let n = L.min(rows - start);
-            // Feature-major values of this block's rows; missing lanes repeat the first row.
-            for lane in 0..L {
-                let row = start + if lane < n { lane } else { 0 };
-                let row = &x[row * width..][..lanes.len()];
-                for (values, &value) in lanes.iter_mut().zip(row) {
-                    values[lane] = value.into();
-                }
-            }
+            block_lanes(x, start, n, width, &mut lanes);
             found.iter_mut().for_each(|v| *v = [W::ONES; L]);
             for (f, values) in lanes.iter().enumerate() {
                 self.apply_feature::<L, AVX512>(f, values, &mut found);
@@ -282,6 +291,25 @@ impl<T: Split, W: Word> Scan<T, W> {
                     *bits &= mask | W::unless(v.is_nan());
                 }
             }
+        }
+    }
+}
+
+/// Feature-major values of rows `start..start + n` of `x` (`width` values a row) into `lanes`
+/// (one array per feature); lanes past `n` repeat the first row.
+#[inline(always)]
+pub(super) fn block_lanes<T: Split, X: Copy + Into<T>, const L: usize>(
+    x: &[X],
+    start: usize,
+    n: usize,
+    width: usize,
+    lanes: &mut [[T; L]],
+) {
+    for lane in 0..L {
+        let row = start + if lane < n { lane } else { 0 };
+        let row = &x[row * width..][..lanes.len()];
+        for (values, &value) in lanes.iter_mut().zip(row) {
+            values[lane] = value.into();
         }
     }
 }

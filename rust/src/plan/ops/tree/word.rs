@@ -105,24 +105,48 @@ word!(
 );
 
 /// Bit `lane` set where `split < values[lane]` (false for NaN), by `$per_vector` lanes a
-/// comparison: the compiler's own version of this extracts and shifts each lane's bit.
+/// comparison: the compiler's own version of this extracts and shifts each lane's bit. The
+/// comparisons' masks are joined pairwise in mask registers (`join`): shifted and ORed in
+/// general registers, they were a quarter of the tree-by-tree scan's time (`by_tree`).
 #[cfg(target_arch = "x86_64")]
 macro_rules! below_lanes {
     ($split:ty, $per_vector:expr, $set1:ident, $load:ident, $cmp:ident, $name:ident) => {
         #[allow(unsafe_code)]
-        #[target_feature(enable = "avx512f")]
+        #[target_feature(enable = "avx512f,avx512bw")]
         pub unsafe fn $name<const L: usize>(split: $split, values: &[$split; L]) -> u64 {
             use std::arch::x86_64::*;
             let split = $set1(split);
-            let mut lanes = 0u64;
-            for chunk in 0..L / $per_vector {
+            let mut masks = [0u64; 8];
+            for (chunk, mask) in masks[..L / $per_vector].iter_mut().enumerate() {
                 // SAFETY: `$per_vector` values inside `values`.
                 let v = unsafe { $load(values.as_ptr().add(chunk * $per_vector)) };
-                lanes |= u64::from($cmp::<_CMP_LT_OQ>(split, v)) << (chunk * $per_vector);
+                *mask = u64::from($cmp::<_CMP_LT_OQ>(split, v));
             }
-            lanes
+            join(masks, L / $per_vector, $per_vector)
         }
     };
+}
+
+/// The first `count` of `masks` (`bits` bits each; `count * bits` at most 64) as one mask,
+/// the first lowest, joined pairwise with the mask registers' unpack instructions.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+#[inline]
+fn join(mut masks: [u64; 8], mut count: usize, mut bits: usize) -> u64 {
+    use std::arch::x86_64::*;
+    while count > 1 {
+        for i in 0..count / 2 {
+            let (low, high) = (masks[2 * i], masks[2 * i + 1]);
+            masks[i] = match bits {
+                8 => u64::from(_mm512_kunpackb(high as u16, low as u16)),
+                16 => u64::from(_mm512_kunpackw(high as u32, low as u32)),
+                _ => _mm512_kunpackd(high, low),
+            };
+        }
+        count /= 2;
+        bits *= 2;
+    }
+    masks[0]
 }
 
 #[cfg(target_arch = "x86_64")]
