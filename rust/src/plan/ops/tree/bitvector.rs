@@ -103,7 +103,8 @@ impl<T: Split> Bitvectors<T> {
     }
 
     /// Add each row's leaf weights in tree order to `scores` (row-major, `n_targets` a row),
-    /// as `visit_leaves` with a summing sink would; needs `sums()`.
+    /// as `visit_leaves` with a summing sink would; needs `sums()`. With AVX-512, 32-bit words
+    /// go through the tree-by-tree scan (`by_tree`).
     pub fn sum_leaves<X: Copy + Into<T>>(
         &self,
         x: &[X],

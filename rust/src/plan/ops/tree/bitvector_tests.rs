@@ -77,7 +77,8 @@ fn rows(rng: &mut Rng, pools: &[Vec<f64>], n: usize) -> Vec<f64> {
 }
 
 /// `forest` scored with its bitvectors (fused sums and the sink), then with traversal, against
-/// the plain walk, for every instruction set.
+/// the plain walk, for every instruction set; and laid out in float32 (every split and input
+/// here is a float32), whose scan compares sixteen lanes a vector.
 fn check(e: &Ensemble, x: &[f64], width: usize) {
     let rows = x.len() / width;
     let forest = Forest::<f64>::new(e).unwrap();
@@ -86,17 +87,34 @@ fn check(e: &Ensemble, x: &[f64], width: usize) {
     let trees = e.roots.len();
     let mut traversal = forest.clone();
     traversal.bitvectors = None;
+    let forest32 = Forest::<f32>::new(e).unwrap();
+    assert!(forest32.bitvectors.is_some(), "float32 bitvectors");
+    let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
     let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let expect = |scores: &Scores, what: &str| {
+        for r in 0..rows {
+            let (s, _) = reference(e, &x[r * width..(r + 1) * width], Aggregate::Sum);
+            let what = format!("row {r} of {rows}, {trees} trees, {what}");
+            assert_eq!(bits(scores.row(r)), bits(&s), "{what}");
+        }
+    };
     for isa in Isa::available() {
         for (forest, tracked) in [(&forest, false), (&forest, true), (&traversal, false)] {
             let mut scores = Scores::new(rows, e.n_targets, tracked);
             accumulate(forest, x, rows, width, Aggregate::Sum, isa, &mut scores);
-            for r in 0..rows {
-                let (s, _) = reference(e, &x[r * width..(r + 1) * width], Aggregate::Sum);
-                let what = format!("row {r} of {rows}, {trees} trees, {isa:?}, {tracked}");
-                assert_eq!(bits(scores.row(r)), bits(&s), "{what}");
-            }
+            expect(&scores, &format!("{isa:?}, {tracked}"));
         }
+        let mut scores = Scores::new(rows, e.n_targets, false);
+        accumulate(
+            &forest32,
+            &x32,
+            rows,
+            width,
+            Aggregate::Sum,
+            isa,
+            &mut scores,
+        );
+        expect(&scores, &format!("{isa:?}, float32"));
     }
 }
 
