@@ -103,8 +103,8 @@ impl<T: Split> Bitvectors<T> {
     }
 
     /// Add each row's leaf weights in tree order to `scores` (row-major, `n_targets` a row),
-    /// as `visit_leaves` with a summing sink would; needs `sums()`. With AVX-512, 32-bit words
-    /// go through the tree-by-tree scan (`by_tree`).
+    /// as `visit_leaves` with a summing sink would; needs `sums()`. With AVX-512 the scan goes
+    /// tree by tree (`by_tree`).
     pub fn sum_leaves<X: Copy + Into<T>>(
         &self,
         x: &[X],
@@ -118,6 +118,13 @@ impl<T: Split> Bitvectors<T> {
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
             Self::Narrow(scan) if isa >= Isa::Avx512 => {
+                assert!(isa.supported(), "{isa:?} on a CPU without it");
+                // SAFETY: the CPU has AVX-512 (checked above).
+                unsafe { scan.sum_leaves_by_tree(x, rows, width, n_targets, scores) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[allow(unsafe_code)]
+            Self::Wide(scan) if isa >= Isa::Avx512 => {
                 assert!(isa.supported(), "{isa:?} on a CPU without it");
                 // SAFETY: the CPU has AVX-512 (checked above).
                 unsafe { scan.sum_leaves_by_tree(x, rows, width, n_targets, scores) }

@@ -1,25 +1,43 @@
-//! The bitvector scan tree by tree, for summed weights over 32-bit words with AVX-512
-//! (gradient boosting's usual case: `Bitvectors::Narrow` with single-target weights).
+//! The bitvector scan tree by tree, for summed weights with AVX-512 (gradient boosting's usual
+//! case: `Bitvectors` with single-target weights).
 //!
 //! `Scan::scan` goes feature by feature and ANDs each false branch's mask into its tree's words
-//! in memory: 64 rows' words for 200 trees are 51 KB, past the 32 KB L1 of the cores we measured
-//! on, and every AND is a load and a store of four vectors. Here a block first notes, for each
-//! distinct split, the lanes where it is false (a 64-bit mask, two per split: with and without
-//! the NaN lanes), then takes the trees in turn: a tree's words for 64 lanes stay in four
-//! registers while its branches AND in their masks, and the tree's leaf weights go straight
-//! into the row sums, in tree order as `Sums` adds them, so the sums are bit-identical.
+//! in memory: 64 rows' 32-bit words for 200 trees are 51 KB, past the 32 KB L1 of the cores we
+//! measured on, and every AND is a load and a store of four vectors. Here a block of 64 rows
+//! first notes, for each distinct split, the lanes where it is false (a 64-bit mask, two per
+//! split: with and without the NaN lanes), then takes the trees in turn: a tree's words for the
+//! 64 lanes stay in registers (four vectors of 32-bit words, eight of 64-bit ones) while its
+//! branches AND in their masks, and the tree's leaf weights, looked up from registers, go
+//! straight into the row sums, in tree order as `Sums` adds them, so the sums are
+//! bit-identical.
 
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::*;
 
 use super::layout::Split;
-use super::scan::{block_lanes, Scan};
+use super::scan::{block_lanes, Scan, Word};
 
-/// Rows a block: one bit of a split's lane mask each, 16 to a vector of words.
+/// Rows a block: one bit of a split's lane mask each.
 const LANES: usize = 64;
 
-impl<T: Split> Scan<T, u32> {
+/// A word type's part of the scan: one tree over a block's 64 lanes.
+pub trait TreeWords: Word {
+    /// Add each lane's leaf weight in the tree whose branches are `branches` (lane mask index,
+    /// mask) and whose weights are `weights` (`Self::BITS` of them, leaf order) to `sums` (64
+    /// lanes, eight to a vector).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F and CD; every lane mask index is below `false_lanes.len()`.
+    unsafe fn add_tree(
+        branches: &[(u32, Self)],
+        false_lanes: &[u64],
+        weights: &[f64],
+        sums: &mut [__m512d; 8],
+    );
+}
+
+impl<T: Split, W: TreeWords> Scan<T, W> {
     /// `Scan::sum_leaves` over 64-row blocks, tree by tree.
     ///
     /// # Safety
@@ -34,7 +52,7 @@ impl<T: Split> Scan<T, u32> {
         scores: &mut [f64],
     ) {
         let weights = self.weights.as_ref().expect("single-target weights");
-        assert_eq!(weights.values.len(), self.n_trees * 32);
+        assert_eq!(weights.values.len(), self.n_trees * W::BITS);
         assert_eq!(self.tree_bounds.len(), self.n_trees + 1);
         let mut lanes = vec![[T::from_f64(0.0); LANES]; self.features.len()];
         let mut false_lanes = vec![0u64; 2 * self.splits.len()];
@@ -67,24 +85,12 @@ impl<T: Split> Scan<T, u32> {
             }
             // SAFETY: 64 f64 are eight vectors.
             let mut vectors: [__m512d; 8] = unsafe { std::mem::transmute(sums) };
-            for (tree, table) in weights.values.chunks_exact(32).enumerate() {
+            for (tree, table) in weights.values.chunks_exact(W::BITS).enumerate() {
                 let branches =
                     &self.tree_branches[self.tree_bounds[tree]..self.tree_bounds[tree + 1]];
-                // SAFETY: `Scan::new` numbers lane masks below twice the splits, the length
-                // of `false_lanes`.
-                let words = unsafe { tree_words(branches, &false_lanes) };
-                // SAFETY: 32 weights are four vectors.
-                let table: [__m512d; 4] =
-                    unsafe { std::ptr::read_unaligned(table.as_ptr().cast()) };
-                for (k, words) in words.into_iter().enumerate() {
-                    let leaves = lowest_bits(words);
-                    let (low, high) = (
-                        _mm512_cvtepu32_epi64(_mm512_castsi512_si256(leaves)),
-                        _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64::<1>(leaves)),
-                    );
-                    vectors[2 * k] = _mm512_add_pd(vectors[2 * k], lookup(&table, low));
-                    vectors[2 * k + 1] = _mm512_add_pd(vectors[2 * k + 1], lookup(&table, high));
-                }
+                // SAFETY: the CPU has AVX-512 F and CD; `Scan::new` numbers lane masks below
+                // twice the splits, the length of `false_lanes`.
+                unsafe { W::add_tree(branches, &false_lanes, table, &mut vectors) };
             }
             // SAFETY: eight vectors are 64 f64.
             let sums: [f64; LANES] = unsafe { std::mem::transmute(vectors) };
@@ -95,20 +101,90 @@ impl<T: Split> Scan<T, u32> {
     }
 }
 
-/// Each lane's lowest set bit's index: the row's leaf (a row's own leaf is never cleared, so
-/// some bit is set; an empty word would give 31).
-#[target_feature(enable = "avx512f,avx512cd")]
-#[inline]
-fn lowest_bits(words: __m512i) -> __m512i {
-    let lowest = _mm512_and_si512(words, _mm512_sub_epi32(_mm512_setzero_si512(), words));
-    _mm512_and_si512(
-        _mm512_sub_epi32(_mm512_set1_epi32(31), _mm512_lzcnt_epi32(lowest)),
-        _mm512_set1_epi32(31),
-    )
+/// 32-bit words: 16 lanes to a vector, four vectors; 32 weights in four vectors.
+impl TreeWords for u32 {
+    #[target_feature(enable = "avx512f,avx512cd")]
+    #[inline]
+    unsafe fn add_tree(
+        branches: &[(u32, u32)],
+        false_lanes: &[u64],
+        weights: &[f64],
+        sums: &mut [__m512d; 8],
+    ) {
+        let mut words = [_mm512_set1_epi32(-1); 4];
+        for &(lane_mask, mask) in branches {
+            // SAFETY: as the caller promised (the bounds check was a fifth of this loop).
+            let lanes = unsafe { *false_lanes.get_unchecked(lane_mask as usize) };
+            // Each 16 lanes' bits loaded straight into a mask register: shifting one 64-bit
+            // mask took three mask instructions a branch, on a port they share.
+            let lanes: [u16; 4] = split_mask(lanes);
+            let mask = _mm512_set1_epi32(mask as i32);
+            for (words, lanes) in words.iter_mut().zip(lanes) {
+                *words = _mm512_mask_and_epi32(*words, lanes, *words, mask);
+            }
+        }
+        // SAFETY: 32 weights are four vectors.
+        let table: [__m512d; 4] = unsafe { std::ptr::read_unaligned(weights.as_ptr().cast()) };
+        for (k, words) in words.into_iter().enumerate() {
+            // The lowest set bit's index: the row's leaf (a row's own leaf is never cleared).
+            let lowest = _mm512_and_si512(words, _mm512_sub_epi32(_mm512_setzero_si512(), words));
+            let leaves = _mm512_and_si512(
+                _mm512_sub_epi32(_mm512_set1_epi32(31), _mm512_lzcnt_epi32(lowest)),
+                _mm512_set1_epi32(31),
+            );
+            for (half, leaves) in [
+                _mm512_cvtepu32_epi64(_mm512_castsi512_si256(leaves)),
+                _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64::<1>(leaves)),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let sum = &mut sums[2 * k + half];
+                *sum = _mm512_add_pd(*sum, lookup(&table, leaves));
+            }
+        }
+    }
 }
 
-/// `table[leaves]` for eight lanes (indices below 32): two 16-entry permutes, picked by bit 4.
-/// Gathers from memory cost several times as much on AMD's Zen 4.
+/// 64-bit words: 8 lanes to a vector, eight vectors; 64 weights in eight vectors.
+impl TreeWords for u64 {
+    #[target_feature(enable = "avx512f,avx512cd")]
+    #[inline]
+    unsafe fn add_tree(
+        branches: &[(u32, u64)],
+        false_lanes: &[u64],
+        weights: &[f64],
+        sums: &mut [__m512d; 8],
+    ) {
+        let mut words = [_mm512_set1_epi64(-1); 8];
+        for &(lane_mask, mask) in branches {
+            // SAFETY: as the caller promised.
+            let lanes = unsafe { *false_lanes.get_unchecked(lane_mask as usize) };
+            let lanes: [u8; 8] = split_mask(lanes);
+            let mask = _mm512_set1_epi64(mask as i64);
+            for (words, lanes) in words.iter_mut().zip(lanes) {
+                *words = _mm512_mask_and_epi64(*words, lanes, *words, mask);
+            }
+        }
+        // SAFETY: 64 weights are eight vectors.
+        let table: [__m512d; 8] = unsafe { std::ptr::read_unaligned(weights.as_ptr().cast()) };
+        for (words, sum) in words.into_iter().zip(sums) {
+            let lowest = _mm512_and_si512(words, _mm512_sub_epi64(_mm512_setzero_si512(), words));
+            let leaves = _mm512_and_si512(
+                _mm512_sub_epi64(_mm512_set1_epi64(63), _mm512_lzcnt_epi64(lowest)),
+                _mm512_set1_epi64(63),
+            );
+            let low: &[__m512d; 4] = table[..4].try_into().expect("four vectors");
+            let high: &[__m512d; 4] = table[4..].try_into().expect("four vectors");
+            let upper = _mm512_test_epi64_mask(leaves, _mm512_set1_epi64(32));
+            let weight = _mm512_mask_blend_pd(upper, lookup(low, leaves), lookup(high, leaves));
+            *sum = _mm512_add_pd(*sum, weight);
+        }
+    }
+}
+
+/// `table[leaves % 32]` for eight lanes: two 16-entry permutes, picked by bit 4. Gathers from
+/// memory cost several times as much on AMD's Zen 4.
 #[target_feature(enable = "avx512f")]
 #[inline]
 fn lookup(table: &[__m512d; 4], leaves: __m512i) -> __m512d {
@@ -118,32 +194,12 @@ fn lookup(table: &[__m512d; 4], leaves: __m512i) -> __m512d {
     _mm512_mask_blend_pd(upper, low, high)
 }
 
-/// `lanes` as four 16-lane masks, lowest lanes first.
+/// A 64-lane mask as the per-vector masks of its lanes, lowest lanes first (`[u16; 4]` for 16
+/// lanes a vector, `[u8; 8]` for 8).
 #[inline(always)]
-fn bytemuck_quarters(lanes: u64) -> [u16; 4] {
-    // SAFETY: eight bytes either way; x86-64 is little-endian, so the low quarter comes first.
-    unsafe { std::mem::transmute(lanes) }
-}
-
-/// One tree's words for 64 lanes, four vectors of 16: all ones, ANDed with each branch's mask
-/// at the lanes where it is false.
-///
-/// # Safety
-/// Every branch's lane mask index is below `false_lanes.len()`.
-#[target_feature(enable = "avx512f")]
-#[inline]
-unsafe fn tree_words(branches: &[(u32, u32)], false_lanes: &[u64]) -> [__m512i; 4] {
-    let mut words = [_mm512_set1_epi32(-1); 4];
-    for &(lane_mask, mask) in branches {
-        // SAFETY: as the caller promised (the bounds check was a fifth of this loop).
-        let lanes = unsafe { *false_lanes.get_unchecked(lane_mask as usize) };
-        // A quarter of the lanes at a time, each loaded straight into a mask register (shifting
-        // one 64-bit mask took three mask instructions a branch, on a port they share).
-        let lanes: [u16; 4] = bytemuck_quarters(lanes);
-        let mask = _mm512_set1_epi32(mask as i32);
-        for (words, lanes) in words.iter_mut().zip(lanes) {
-            *words = _mm512_mask_and_epi32(*words, lanes, *words, mask);
-        }
-    }
-    words
+fn split_mask<M: Copy>(lanes: u64) -> M {
+    const { assert!(std::mem::size_of::<M>() == 8) };
+    // SAFETY: eight bytes either way, and both targets are plain integers; x86-64 is
+    // little-endian, so the lowest lanes come first.
+    unsafe { std::mem::transmute_copy(&lanes) }
 }
