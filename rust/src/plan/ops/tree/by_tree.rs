@@ -101,85 +101,102 @@ impl<T: Split, W: TreeWords> Scan<T, W> {
     }
 }
 
-/// 32-bit words: 16 lanes to a vector, four vectors; 32 weights in four vectors.
-impl TreeWords for u32 {
-    #[target_feature(enable = "avx512f,avx512cd")]
-    #[inline]
-    unsafe fn add_tree(
-        branches: &[(u32, u32)],
-        false_lanes: &[u64],
-        weights: &[f64],
-        sums: &mut [__m512d; 8],
-    ) {
-        let mut words = [_mm512_set1_epi32(-1); 4];
-        for &(lane_mask, mask) in branches {
-            // SAFETY: as the caller promised (the bounds check was a fifth of this loop).
-            let lanes = unsafe { *false_lanes.get_unchecked(lane_mask as usize) };
-            // Each 16 lanes' bits loaded straight into a mask register: shifting one 64-bit
-            // mask took three mask instructions a branch, on a port they share.
-            let lanes: [u16; 4] = split_mask(lanes);
-            let mask = _mm512_set1_epi32(mask as i32);
-            for (words, lanes) in words.iter_mut().zip(lanes) {
-                *words = _mm512_mask_and_epi32(*words, lanes, *words, mask);
+/// `impl TreeWords` for `$word`: the tree's words for the 64 lanes in `$vectors` vectors, all
+/// ones, ANDed with each branch's mask (`$set1` and `$and` for the word size) at the lanes where
+/// it is false, then `$add_leaves`.
+macro_rules! tree_words {
+    ($word:ty, $vectors:expr, $set1:ident, $and:ident, $lanes:ty, $add_leaves:ident) => {
+        impl TreeWords for $word {
+            #[target_feature(enable = "avx512f,avx512cd")]
+            #[inline]
+            unsafe fn add_tree(
+                branches: &[(u32, $word)],
+                false_lanes: &[u64],
+                weights: &[f64],
+                sums: &mut [__m512d; 8],
+            ) {
+                let mut words = [$set1(-1); $vectors];
+                for &(lane_mask, mask) in branches {
+                    // SAFETY: as the caller promised (the bounds check was a fifth of this loop).
+                    let lanes = unsafe { *false_lanes.get_unchecked(lane_mask as usize) };
+                    // Each vector's lanes loaded straight into a mask register: shifting one
+                    // 64-bit mask took three mask instructions a branch, on a port they share.
+                    let lanes: $lanes = split_mask(lanes);
+                    let mask = $set1(mask as _);
+                    for (words, lanes) in words.iter_mut().zip(lanes) {
+                        *words = $and(*words, lanes, *words, mask);
+                    }
+                }
+                $add_leaves(words, weights, sums)
             }
         }
-        // SAFETY: 32 weights are four vectors.
-        let table: [__m512d; 4] = unsafe { std::ptr::read_unaligned(weights.as_ptr().cast()) };
-        for (k, words) in words.into_iter().enumerate() {
-            // The lowest set bit's index: the row's leaf (a row's own leaf is never cleared).
-            let lowest = _mm512_and_si512(words, _mm512_sub_epi32(_mm512_setzero_si512(), words));
-            let leaves = _mm512_and_si512(
-                _mm512_sub_epi32(_mm512_set1_epi32(31), _mm512_lzcnt_epi32(lowest)),
-                _mm512_set1_epi32(31),
-            );
-            for (half, leaves) in [
-                _mm512_cvtepu32_epi64(_mm512_castsi512_si256(leaves)),
-                _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64::<1>(leaves)),
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                let sum = &mut sums[2 * k + half];
-                *sum = _mm512_add_pd(*sum, lookup(&table, leaves));
-            }
+    };
+}
+
+tree_words!(
+    u32,
+    4,
+    _mm512_set1_epi32,
+    _mm512_mask_and_epi32,
+    [u16; 4],
+    add_leaves32
+);
+tree_words!(
+    u64,
+    8,
+    _mm512_set1_epi64,
+    _mm512_mask_and_epi64,
+    [u8; 8],
+    add_leaves64
+);
+
+/// Each lane's leaf weight from 32-bit `words` (16 lanes to a vector) and the tree's 32
+/// `weights`, added to `sums`.
+#[target_feature(enable = "avx512f,avx512cd")]
+#[inline]
+fn add_leaves32(words: [__m512i; 4], weights: &[f64], sums: &mut [__m512d; 8]) {
+    assert!(weights.len() >= 32);
+    // SAFETY: 32 weights are four vectors.
+    let table: [__m512d; 4] = unsafe { std::ptr::read_unaligned(weights.as_ptr().cast()) };
+    for (k, words) in words.into_iter().enumerate() {
+        // The lowest set bit's index: the row's leaf (a row's own leaf is never cleared).
+        let lowest = _mm512_and_si512(words, _mm512_sub_epi32(_mm512_setzero_si512(), words));
+        let leaves = _mm512_and_si512(
+            _mm512_sub_epi32(_mm512_set1_epi32(31), _mm512_lzcnt_epi32(lowest)),
+            _mm512_set1_epi32(31),
+        );
+        for (half, leaves) in [
+            _mm512_cvtepu32_epi64(_mm512_castsi512_si256(leaves)),
+            _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64::<1>(leaves)),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let sum = &mut sums[2 * k + half];
+            *sum = _mm512_add_pd(*sum, lookup(&table, leaves));
         }
     }
 }
 
-/// 64-bit words: 8 lanes to a vector, eight vectors; 64 weights in eight vectors.
-impl TreeWords for u64 {
-    #[target_feature(enable = "avx512f,avx512cd")]
-    #[inline]
-    unsafe fn add_tree(
-        branches: &[(u32, u64)],
-        false_lanes: &[u64],
-        weights: &[f64],
-        sums: &mut [__m512d; 8],
-    ) {
-        let mut words = [_mm512_set1_epi64(-1); 8];
-        for &(lane_mask, mask) in branches {
-            // SAFETY: as the caller promised.
-            let lanes = unsafe { *false_lanes.get_unchecked(lane_mask as usize) };
-            let lanes: [u8; 8] = split_mask(lanes);
-            let mask = _mm512_set1_epi64(mask as i64);
-            for (words, lanes) in words.iter_mut().zip(lanes) {
-                *words = _mm512_mask_and_epi64(*words, lanes, *words, mask);
-            }
-        }
-        // SAFETY: 64 weights are eight vectors.
-        let table: [__m512d; 8] = unsafe { std::ptr::read_unaligned(weights.as_ptr().cast()) };
-        for (words, sum) in words.into_iter().zip(sums) {
-            let lowest = _mm512_and_si512(words, _mm512_sub_epi64(_mm512_setzero_si512(), words));
-            let leaves = _mm512_and_si512(
-                _mm512_sub_epi64(_mm512_set1_epi64(63), _mm512_lzcnt_epi64(lowest)),
-                _mm512_set1_epi64(63),
-            );
-            let low: &[__m512d; 4] = table[..4].try_into().expect("four vectors");
-            let high: &[__m512d; 4] = table[4..].try_into().expect("four vectors");
-            let upper = _mm512_test_epi64_mask(leaves, _mm512_set1_epi64(32));
-            let weight = _mm512_mask_blend_pd(upper, lookup(low, leaves), lookup(high, leaves));
-            *sum = _mm512_add_pd(*sum, weight);
-        }
+/// Each lane's leaf weight from 64-bit `words` (8 lanes to a vector) and the tree's 64
+/// `weights`, added to `sums`.
+#[target_feature(enable = "avx512f,avx512cd")]
+#[inline]
+fn add_leaves64(words: [__m512i; 8], weights: &[f64], sums: &mut [__m512d; 8]) {
+    assert!(weights.len() >= 64);
+    // SAFETY: 64 weights are eight vectors.
+    let table: [__m512d; 8] = unsafe { std::ptr::read_unaligned(weights.as_ptr().cast()) };
+    for (words, sum) in words.into_iter().zip(sums) {
+        let lowest = _mm512_and_si512(words, _mm512_sub_epi64(_mm512_setzero_si512(), words));
+        let leaves = _mm512_and_si512(
+            _mm512_sub_epi64(_mm512_set1_epi64(63), _mm512_lzcnt_epi64(lowest)),
+            _mm512_set1_epi64(63),
+        );
+        let low: &[__m512d; 4] = table[..4].try_into().expect("four vectors");
+        let high: &[__m512d; 4] = table[4..].try_into().expect("four vectors");
+        let upper = _mm512_test_epi64_mask(leaves, _mm512_set1_epi64(32));
+        let weight = _mm512_mask_blend_pd(upper, lookup(low, leaves), lookup(high, leaves));
+        *sum = _mm512_add_pd(*sum, weight);
     }
 }
 
