@@ -15,14 +15,6 @@ use pyo3::prelude::*;
 /// mimalloc instead of the system allocator: the engine allocates a few large tensors per
 /// block of rows on every worker thread, and glibc returns such memory to the kernel on free,
 /// so each block paid for fresh page faults (about 10% of a logistic model's time in `perf`).
-///
-/// Built without transparent huge pages (`no_thp`: mimalloc does not `madvise` its memory
-/// for them). `edgewise score` touches its ~160 MB of batches once, and a huge page's first
-/// touch zeroes 2 MB at once; on the benchmark's VM guest the system time of those faults
-/// swung from run to run (0.1-0.5 s for the same work, most after another process had freed
-/// gigabytes). Without them a 4M-row logistic run took 0.56-0.60 s in six runs inside the
-/// benchmark, against 0.51-0.73 s with them (BENCHMARKS.md, branch nothp); the random
-/// forest's model step, the one whose nodes might want fewer TLB misses, ran the same (1.02x).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -19,8 +19,16 @@ from .output import echo_json, json_option, row_progress
 #: of CPU at numpy's import and spun beside the engine's threads. The core's allocator
 #: (mimalloc) keeps the memory one batch freed for the next rather than handing it back to
 #: the kernel, which would zero it again: 7,500 page faults instead of 50,000 and about 0.1 s
-#: less system CPU on 4M rows, for a peak RSS 20 to 50 MB higher (BENCHMARKS.md).
-SCORE_ENVIRONMENT = {"OPENBLAS_NUM_THREADS": "1", "MIMALLOC_PURGE_DELAY": "-1"}
+#: less system CPU on 4M rows, for a peak RSS 20 to 50 MB higher (BENCHMARKS.md). Nor does
+#: the process take transparent huge pages (mimalloc disables them for it): a run touches its
+#: ~160 MB of batches once, and each huge page's first touch zeroed 2 MB at once, at a cost
+#: that swung from run to run on a VM guest (a 4M-row logistic run inside the benchmark:
+#: 0.57-0.64 s in nine runs without them, 0.51-0.98 s and a median of 0.69 s in twelve with).
+SCORE_ENVIRONMENT = {
+    "OPENBLAS_NUM_THREADS": "1",
+    "MIMALLOC_PURGE_DELAY": "-1",
+    "MIMALLOC_ALLOW_THP": "0",
+}
 
 
 @click.command("score")
