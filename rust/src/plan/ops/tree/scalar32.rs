@@ -90,8 +90,10 @@ pub fn sums<const MODE: u32, const MISSING: bool, const TOPS: bool>(
         match (n_targets, per_slot) {
             (1, _) => scores[row] += weights[slot],
             (_, 2) => {
-                scores[2 * row] += weights[2 * slot];
-                scores[2 * row + 1] += weights[2 * slot + 1];
+                // One bounds check a side, and the pair added as one vector.
+                let (sums, weights) = (&mut scores[2 * row..][..2], &weights[2 * slot..][..2]);
+                sums[0] += weights[0];
+                sums[1] += weights[1];
             }
             _ => scores[2 * row + first] += weights[slot],
         }
