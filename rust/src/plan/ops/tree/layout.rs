@@ -1,8 +1,8 @@
 //! Trees laid out for traversal: one flat array of small nodes (`node`) per ensemble.
 //!
 //! A node's false child is always at `left + 1`, its true child's index. Each tree's nodes
-//! are contiguous, in breadth-first order, so the levels a tile of rows touches first sit
-//! together. Leaves are nodes too, built so that a step from a leaf lands on the leaf again:
+//! are contiguous: the top levels breadth first, then clusters of two levels taken depth first
+//! (`lay_out`), so that a walk finds its next nodes close by. Leaves are nodes too, built so that a step from a leaf lands on the leaf again:
 //! `left` is the leaf's own index minus one and its split is a NaN, which fails every ordered
 //! comparison (mixed-mode traversal reads the leaf mode instead), so the step takes `left + 1`. Traversal can therefore run a fixed number of
 //! steps without testing for leaves. The NaN's payload carries the leaf's slot in the weight
@@ -249,12 +249,21 @@ fn resolve(ensemble: &Ensemble, mut child: Child) -> Child {
     child
 }
 
-/// One tree in clusters of two levels: the pair of a node's children, then their two pairs of
-/// children, six nodes in 48 contiguous bytes of node words, and below them each grandchild's
-/// cluster in turn, depth first. A walk thus reads a new cache line every second level rather
-/// than every level, and a subtree's nodes and leaf slots sit together instead of spread across
-/// the whole tree level by level. Returns the nodes (leaves without their slots yet), the
-/// depth, and the `Ensemble` leaf of each leaf node in node order.
+/// The top levels, laid out breadth first: the nodes of level `l` sit below `2^(l+1) - 1`, so
+/// that `wide32` can hold the first 32 words in registers for its first steps.
+pub const BREADTH_FIRST_LEVELS: u32 = 5;
+/// Levels laid out together below them (`lay_out`).
+const CLUSTER_LEVELS: u32 = 2;
+
+/// One tree: its top `BREADTH_FIRST_LEVELS` levels breadth first, then, from each node below
+/// them, clusters of `CLUSTER_LEVELS` levels: the pair of a node's children, then their two
+/// pairs of children (six nodes, 48 contiguous bytes of node words), and below them each
+/// grandchild's cluster in turn, depth first. A walk reads a new cache line about every second
+/// level rather than every level, and a subtree's nodes sit together instead of spread across
+/// the tree level by level: the random forest's model step ran 1.01-1.04x faster than with
+/// the whole tree breadth first, in 8 of 8 rounds (clusters of one or three levels did no
+/// better; BENCHMARKS.md). Returns the nodes (leaves without their slots
+/// yet), the depth, and the `Ensemble` leaf of each leaf node in node order.
 #[allow(clippy::type_complexity)]
 pub(super) fn lay_out<T: Split>(
     ensemble: &Ensemble,
@@ -262,17 +271,27 @@ pub(super) fn lay_out<T: Split>(
     limit: usize,
 ) -> Result<(Vec<Node<T>>, u32, Vec<u32>), LayoutError> {
     let mut layout = Layout::<T>::new(limit);
-    // Nodes placed (given an index) but not yet written, each the top of a cluster.
-    let mut tops = vec![(resolve(ensemble, root), 0u32, 0u32)];
-    while let Some((child, at, level)) = tops.pop() {
-        let Some(children) = layout.write(ensemble, child, at, level)? else {
-            continue;
-        };
-        let mut below = Vec::with_capacity(4);
-        for (child, at) in children {
-            below.extend(layout.write(ensemble, child, at, level + 1)?.into_iter().flatten());
+    let mut level = vec![(resolve(ensemble, root), 0u32)];
+    for depth in 0..BREADTH_FIRST_LEVELS {
+        level = layout.write_all(ensemble, level, depth)?;
+    }
+    // Nodes placed (given an index) but not yet written, each the top of a cluster; the first
+    // is taken next: depth first, left to right.
+    let mut tops: Vec<_> = (level.into_iter().rev())
+        .map(|(child, at)| (child, at, BREADTH_FIRST_LEVELS))
+        .collect();
+    while let Some((child, at, depth)) = tops.pop() {
+        let mut below = vec![(child, at)];
+        for step in 0..CLUSTER_LEVELS {
+            below = layout.write_all(ensemble, below, depth + step)?;
         }
-        tops.extend(below.into_iter().rev().map(|(child, at)| (child, at, level + 2)));
+        let depth = depth + CLUSTER_LEVELS;
+        tops.extend(
+            below
+                .into_iter()
+                .rev()
+                .map(|(child, at)| (child, at, depth)),
+        );
     }
     Ok(layout.finish())
 }
@@ -348,6 +367,24 @@ impl<T: Split> Layout<T> {
         };
         self.nodes[at as usize] = node;
         Ok(children)
+    }
+
+    /// Write `children` (on `level`), in order; their own children, placed in that order.
+    fn write_all(
+        &mut self,
+        ensemble: &Ensemble,
+        children: Vec<(Child, u32)>,
+        level: u32,
+    ) -> Result<Vec<(Child, u32)>, LayoutError> {
+        let mut below = Vec::with_capacity(2 * children.len());
+        for (child, at) in children {
+            below.extend(
+                self.write(ensemble, child, at, level)?
+                    .into_iter()
+                    .flatten(),
+            );
+        }
+        Ok(below)
     }
 
     fn finish(mut self) -> (Vec<Node<T>>, u32, Vec<u32>) {
