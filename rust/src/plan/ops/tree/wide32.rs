@@ -19,7 +19,7 @@
 
 use std::arch::x86_64::*;
 
-use super::layout::{Columns, Forest, Tree};
+use super::layout::{Columns, Forest, Tree, BREADTH_FIRST_LEVELS};
 use super::node::Split;
 use super::packed::{CHILD_SHIFT, FEATURE_BITS, MISSING_BIT};
 use super::wide::{decide, row_offsets, K, STEP};
@@ -233,10 +233,10 @@ unsafe fn walk_avx512<const MODE: u32, const MISSING: bool, const SINK: u32>(
     }
 }
 
-/// Steps whose nodes all sit among a tree's first 32 words (breadth-first: nodes of level `l`
-/// sit below `2^(l+1) - 1`), which every row of a tile reads: they come from registers
-/// (`top_word`) instead of a gather.
-const TOP_STEPS: u32 = 5;
+/// Steps whose nodes all sit among a tree's first 32 words (the levels laid out breadth first,
+/// whose nodes of level `l` sit below `2^(l+1) - 1`), which every row of a tile reads: they
+/// come from registers (`top_word`) instead of a gather.
+const TOP_STEPS: u32 = BREADTH_FIRST_LEVELS;
 
 /// A tree's first 32 words (zero past its end), four to a register.
 #[target_feature(enable = "avx512f")]
