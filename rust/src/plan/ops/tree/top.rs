@@ -132,7 +132,8 @@ impl Tops<f32> {
         let positions: [u32; EXITS] =
             unsafe { std::mem::transmute([_mm512_lzcnt_epi32(low), _mm512_lzcnt_epi32(high)]) };
         let exits = &self.exits[tree];
-        std::array::from_fn(|k| usize::from(exits[positions[k] as usize]))
+        // A row's own exit always survives, so its position is below `EXITS`.
+        std::array::from_fn(|k| usize::from(exits[positions[k] as usize % EXITS]))
     }
 }
 
