@@ -94,6 +94,32 @@ impl<T: Split> Builder<T> {
         Ok(())
     }
 
+    /// Leaves with the same weights (targets and value bits) take one slot. A random forest's
+    /// pure leaves all hold (1, 0) or (0, 1): the bench's forest has 132,308 leaves and 12,028
+    /// distinct pairs of class fractions, so its weight table shrinks from 2.1 MB to about
+    /// 190 KB and the walk's leaf loads mostly hit the cache (1.11x its model step). Sums are
+    /// unchanged: each leaf adds the same values as before.
+    fn share_slots(&mut self) {
+        let mut shared: HashMap<Vec<(u32, u64)>, u32> = HashMap::new();
+        let mut slots = Vec::new();
+        let remap: Vec<u32> = (std::mem::take(&mut self.slots).into_iter())
+            .map(|weights| {
+                let key = weights
+                    .iter()
+                    .map(|w| (w.target, w.value.to_bits()))
+                    .collect();
+                *shared.entry(key).or_insert_with(|| {
+                    slots.push(weights);
+                    (slots.len() - 1) as u32
+                })
+            })
+            .collect();
+        self.slots = slots;
+        for node in self.forest.nodes.iter_mut().filter(|n| n.is_leaf()) {
+            node.split = T::slot_nan(remap[node.split.slot() as usize]);
+        }
+    }
+
     pub fn finish(mut self) -> Result<Forest<T>, LayoutError> {
         // Member branches read their feature too.
         for n in &self.forest.nodes {
@@ -101,6 +127,7 @@ impl<T: Split> Builder<T> {
                 self.forest.max_feature = self.forest.max_feature.max(Some(n.feature()));
             }
         }
+        self.share_slots();
         let leaves = &mut self.forest.leaves;
         let single = self.slots.iter().all(|w| w.len() == 1);
         let mut offsets = vec![0u32];
