@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+from tree_visits import sklearn_tree_visits
 
 from edgewise import Model
 from edgewise._core import ParquetFile, ParquetWriter
@@ -132,7 +133,7 @@ def node_visits(pipeline: Any, frame: pd.DataFrame) -> dict[str, Any] | None:
     if hasattr(estimator, "_predictors"):
         visits, trees = _hist_gradient_boosting_visits(estimator, np.asarray(features, np.float64))
     elif hasattr(estimator, "tree_") or hasattr(estimator, "estimators_"):
-        visits, trees = _sklearn_tree_visits(estimator, features)
+        visits, trees = sklearn_tree_visits(estimator, features)
     else:
         return None
     return {
@@ -141,32 +142,6 @@ def node_visits(pipeline: Any, frame: pd.DataFrame) -> dict[str, Any] | None:
         "visits_per_row": float(visits.mean()),
         "mean_leaf_depth": float(visits.mean() / trees),
     }
-
-
-def _sklearn_tree_visits(estimator: Any, features: Any) -> tuple[np.ndarray, int]:
-    """DecisionTree, RandomForest, ExtraTrees, GradientBoosting: `apply` (which casts X to
-    float32 as predict does) gives each row's leaf; its depth is the nodes visited."""
-    leaves = np.asarray(estimator.apply(features))
-    trees = [estimator] if hasattr(estimator, "tree_") else list(np.ravel(estimator.estimators_))
-    leaves = leaves.reshape(len(leaves), -1)
-    if leaves.shape[1] != len(trees):
-        raise SystemExit(f"{type(estimator).__name__}: {leaves.shape[1]} leaves per row, {trees}")
-    visits = np.zeros(len(leaves))
-    for column, tree in enumerate(trees):
-        depth = _node_depths(tree.tree_.children_left, tree.tree_.children_right)
-        visits += depth[leaves[:, column]]
-    return visits, len(trees)
-
-
-def _node_depths(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    depth = np.zeros(len(left), dtype=np.int64)
-    frontier, level = np.array([0]), 0
-    while frontier.size:
-        depth[frontier] = level
-        inner = frontier[left[frontier] != -1]
-        frontier = np.concatenate([left[inner], right[inner]])
-        level += 1
-    return depth
 
 
 def _hist_gradient_boosting_visits(estimator: Any, features: np.ndarray) -> tuple[np.ndarray, int]:

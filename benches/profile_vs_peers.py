@@ -48,11 +48,8 @@ git) and are reused by later runs with the same row counts and pins.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -64,6 +61,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from peers import Peer
 from report import cores, emit, environment, log, markdown_table
 from scipy import stats
 
@@ -79,17 +77,7 @@ P_VALUE = 0.05  # numpy+scipy: a test below this flags the column
 PSI_THRESHOLD = 0.1  # numpy+scipy: the rule of thumb (0.1 moderate, 0.25 large)
 PSI_BINS = 10
 PSI_FLOOR = 1e-4  # share given to an empty bin or category, so that PSI stays finite
-BENCHES = Path(__file__).resolve().parent
 LIBRARIES = ("edgewise", "numpy", "scipy", "pandas", "pyarrow")
-
-
-@dataclass(frozen=True)
-class Peer:
-    """A tool that runs in its own virtual environment, through a script in benches/."""
-
-    script: str
-    requirements: tuple[str, ...]
-    env: tuple[tuple[str, str], ...]
 
 
 # Pins found to install and run together on this machine (Python 3.11): whylogs fails on
@@ -97,6 +85,7 @@ class Peer:
 # pandas 3.
 PEERS = {
     "whylogs": Peer(
+        "whylogs",
         "_whylogs_peer.py",
         (
             "whylogs==1.6.4",
@@ -109,6 +98,7 @@ PEERS = {
         (("WHYLOGS_NO_ANALYTICS", "True"),),
     ),
     "evidently": Peer(
+        "evidently",
         "_evidently_peer.py",
         ("evidently==0.7.23", "numpy==2.4.6", "pandas==2.2.3", "pyarrow==18.1.0"),
         (("DO_NOT_TRACK", "1"),),
@@ -315,45 +305,6 @@ def run_numpy_scipy(reference: Path, current: Path) -> dict[str, Any]:
     }
 
 
-# --- the peers in their own environments -----------------------------------------------------
-
-
-def peer_python(name: str, data_dir: Path) -> Path:
-    """The Python of the peer's virtual environment, created with its pins unless already there."""
-    peer = PEERS[name]
-    venv = (data_dir / "venvs" / name).resolve()
-    python = venv / "bin" / "python"
-    stamp = venv / "bench-requirements.txt"
-    wanted = "\n".join(peer.requirements) + "\n"
-    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
-        return python
-    log(f"creating {venv} with {' '.join(peer.requirements)}")
-    started = time.perf_counter()
-    shutil.rmtree(venv, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", *peer.requirements],
-        check=True,
-        stdout=sys.stderr,
-    )
-    stamp.write_text(wanted)
-    log(f"  created in {time.perf_counter() - started:.0f} s")
-    return python
-
-
-def run_peer(name: str, data_dir: Path, arguments: Sequence[str]) -> dict[str, Any]:
-    """Run benches/<peer script> in the peer's environment; its JSON output."""
-    peer = PEERS[name]
-    command = [str(peer_python(name, data_dir)), str(BENCHES / peer.script), *arguments]
-    env = {**os.environ, **dict(peer.env)}
-    env.pop("PYTHONPATH", None)
-    process = subprocess.run(command, capture_output=True, text=True, env=env)
-    if process.returncode != 0:
-        raise SystemExit(f"{name} failed ({process.returncode}):\n{process.stderr}")
-    result: dict[str, Any] = json.loads(process.stdout)
-    return result
-
-
 # --- the benchmark ---------------------------------------------------------------------------
 
 
@@ -497,7 +448,7 @@ def bench_whylogs(args: argparse.Namespace, inputs: Inputs, collected: Collected
     if inputs.large is not None and args.large_peers:
         arguments += ["--large", str(inputs.large)]
     log("whylogs       running (in its own environment)")
-    found = run_peer("whylogs", args.data_dir, arguments)
+    found = PEERS["whylogs"].run(args.data_dir, arguments)
     drift = found["drift"]
     log(f"whylogs       drift: {drift['seconds']:8.2f} s")
     collected.results.append(
@@ -546,7 +497,7 @@ def bench_evidently(args: argparse.Namespace, inputs: Inputs, collected: Collect
     if args.evidently_sample:
         arguments += ["--sample", str(args.evidently_sample)]
     log("evidently     running (in its own environment)")
-    found = run_peer("evidently", args.data_dir, arguments)
+    found = PEERS["evidently"].run(args.data_dir, arguments)
     drift = found["drift"]
     log(f"evidently     drift: {drift['seconds']:8.2f} s")
     side = drift["rows"] // 2
