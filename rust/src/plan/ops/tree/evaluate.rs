@@ -134,6 +134,16 @@ where
     // Without a NaN in the tile no missing-value rule applies, and the walk skips its test.
     let any_nan = x.iter().fold(false, |nan, &v| nan | v.into().is_nan());
     let modes = (forest.modes).for_values(any_nan);
+    let n_targets = columns.n_targets;
+    #[cfg(target_arch = "x86_64")]
+    if walk == FusedWalk::Blocks && forest.blocks.is_some() {
+        let scores = &mut scores[..done * n_targets];
+        return if T::block_sums(forest, x, width, any_nan, columns, scores) {
+            done
+        } else {
+            0
+        };
+    }
     macro_rules! fused_sums {
         ($mode:expr, $missing:literal) => {
             T::fused_sums::<$mode, $missing>(walk)
@@ -142,7 +152,6 @@ where
     let Some(sums) = by_uniform_mode!(modes, fused_sums, None) else {
         return 0;
     };
-    let n_targets = columns.n_targets;
     let walked = match walk {
         FusedWalk::Gathers => {
             let x: Vec<T> = x.iter().map(|&v| v.into()).collect();
@@ -155,7 +164,7 @@ where
                 &mut scores[..done * n_targets],
             )
         }
-        FusedWalk::Chains | FusedWalk::TopChains => {
+        FusedWalk::Chains | FusedWalk::TopChains | FusedWalk::Blocks => {
             (0..done).step_by(scalar32::STRIDE).all(|first| {
                 let n = (done - first).min(scalar32::STRIDE);
                 let x = scalar32::columns(&x[first * width..], n, width);

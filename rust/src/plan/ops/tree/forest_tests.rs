@@ -128,6 +128,13 @@ fn fused_forest_sums_match_a_plain_walk() {
             forest.bitvectors.is_none() && !forest.packed.is_empty(),
             "{what}"
         );
+        // Every ordered mode has blocks, where the CPU can walk them.
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(
+            forest.blocks.is_some(),
+            Isa::Avx512.supported() && mode != Mode::Eq,
+            "{what}"
+        );
         let columns = forest.leaves.columns(e.n_targets);
         let expected = match targets {
             Targets::One | Targets::Column(0) => (1, 0),

@@ -12,11 +12,15 @@
 use std::collections::HashMap;
 
 use super::bitvector::Bitvectors;
+#[cfg(target_arch = "x86_64")]
+use super::blocks::Blocks;
 use super::ensemble::{Child, Ensemble, Mode};
 use super::merge::Builder;
 pub use super::node::{mode_code, Node, Split, LEAF};
 use super::node::{MISSING_TRUE, MODE_SHIFT};
 use super::top::Tops;
+#[cfg(target_arch = "x86_64")]
+use crate::plan::isa::Isa;
 
 /// One tree's place in `Forest::nodes`.
 #[derive(Clone, Copy, Debug)]
@@ -73,6 +77,24 @@ pub struct Columns {
     pub per_slot: usize,
     pub first: usize,
     pub n_targets: usize,
+}
+
+impl Columns {
+    /// Add slot `slot`'s weights into row `row` of `scores` (row-major, `n_targets` a row: one
+    /// or two, as `Leaves::fused_fit` allows), with the same `+=` as `aggregate`'s loops.
+    #[inline(always)]
+    pub fn add(self, weights: &[f64], scores: &mut [f64], row: usize, slot: usize) {
+        match (self.n_targets, self.per_slot) {
+            (1, _) => scores[row] += weights[slot],
+            (_, 2) => {
+                // One bounds check a side, and the pair added as one vector.
+                let (sums, weights) = (&mut scores[2 * row..][..2], &weights[2 * slot..][..2]);
+                sums[0] += weights[0];
+                sums[1] += weights[1];
+            }
+            _ => scores[2 * row + self.first] += weights[slot],
+        }
+    }
 }
 
 impl Leaves {
@@ -136,6 +158,10 @@ pub struct Forest<T> {
     /// The trees' top levels for the vector comparisons before the chains (`top`), for
     /// forests with `packed` words.
     pub tops: Option<Tops<T>>,
+    /// The forest as blocks of four levels (`blocks`), for float32 forests with `packed` words
+    /// whose blocks stay compact, on CPUs with AVX-512.
+    #[cfg(target_arch = "x86_64")]
+    pub blocks: Option<Blocks>,
 }
 
 /// Why a forest could not be laid out.
@@ -180,6 +206,8 @@ impl<T: Split> Forest<T> {
                 bitvectors: None,
                 packed: Vec::new(),
                 tops: None,
+                #[cfg(target_arch = "x86_64")]
+                blocks: None,
             },
             slots: Vec::new(),
             shapes: HashMap::new(),
@@ -202,6 +230,10 @@ impl<T: Split> Forest<T> {
             forest.packed = T::pack(&forest);
             if !forest.packed.is_empty() {
                 forest.tops = Tops::new(&forest);
+                #[cfg(target_arch = "x86_64")]
+                if Isa::Avx512.supported() {
+                    forest.blocks = T::blocks(&forest);
+                }
             }
         }
         Ok(forest)

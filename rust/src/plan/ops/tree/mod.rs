@@ -20,6 +20,8 @@
 mod aggregate;
 mod bitvector;
 #[cfg(target_arch = "x86_64")]
+mod blocks;
+#[cfg(target_arch = "x86_64")]
 mod by_tree;
 mod ensemble;
 mod evaluate;

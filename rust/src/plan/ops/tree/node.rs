@@ -4,6 +4,8 @@
 
 use std::sync::OnceLock;
 
+#[cfg(target_arch = "x86_64")]
+use super::blocks::Blocks;
 use super::ensemble::Mode;
 use super::layout::{Columns, Forest, Tree};
 use crate::plan::isa::{self, Isa};
@@ -48,6 +50,24 @@ pub trait Split: Copy + PartialOrd + Send + Sync + 'static {
     fn pack(_forest: &Forest<Self>) -> Vec<u64> {
         Vec::new()
     }
+    /// `Forest::blocks`, for forests of this split type that the block walk can take.
+    #[cfg(target_arch = "x86_64")]
+    fn blocks(_forest: &Forest<Self>) -> Option<Blocks> {
+        None
+    }
+    /// The block walk (`Blocks::sums`) of a forest with blocks over the tile `x`, as many rows
+    /// as `scores` holds; false if it does not take them. `missing`: whether `x` may hold a NaN.
+    #[cfg(target_arch = "x86_64")]
+    fn block_sums<X: Copy + Into<Self>>(
+        _forest: &Forest<Self>,
+        _x: &[X],
+        _width: usize,
+        _missing: bool,
+        _columns: Columns,
+        _scores: &mut [f64],
+    ) -> bool {
+        false
+    }
 }
 
 /// `wide::leaves`: (forest, tree, rows, width, leaf slots out) -> rows done.
@@ -70,6 +90,9 @@ pub enum FusedWalk {
     /// `Chains` from the nodes that `top::Tops::exits` finds 32 rows at depth `top::LEVELS`
     /// with AVX-512 compares.
     TopChains,
+    /// `blocks::Blocks::sums`: four levels a step with AVX-512 compares on 16-bit ranks;
+    /// `TopChains` for forests without blocks.
+    Blocks,
 }
 
 impl FusedWalk {
@@ -85,8 +108,9 @@ impl FusedWalk {
             Ok(walk) if walk == "chains" => FusedWalk::Chains,
             Ok(walk) if walk == "gathers" => FusedWalk::Gathers,
             Ok(walk) if walk == "tops" => FusedWalk::TopChains,
+            Ok(walk) if walk == "blocks" => FusedWalk::Blocks,
             _ if isa::is_intel() => FusedWalk::Gathers,
-            _ => FusedWalk::TopChains,
+            _ => FusedWalk::Blocks,
         });
         if isa >= Isa::Avx512 {
             preferred
@@ -100,7 +124,7 @@ impl FusedWalk {
     pub fn available() -> Vec<FusedWalk> {
         let mut walks = vec![FusedWalk::Chains];
         if Isa::Avx512.supported() {
-            walks.extend([FusedWalk::Gathers, FusedWalk::TopChains]);
+            walks.extend([FusedWalk::Gathers, FusedWalk::TopChains, FusedWalk::Blocks]);
         }
         walks
     }
@@ -185,12 +209,34 @@ impl Split for f32 {
                 (Isa::Avx512.supported()).then_some(super::wide32::sums::<MODE, MISSING>)
             }
             #[cfg(target_arch = "x86_64")]
-            FusedWalk::TopChains => {
+            FusedWalk::TopChains | FusedWalk::Blocks => {
                 (Isa::Avx512.supported()).then_some(super::scalar32::sums::<MODE, MISSING, true>)
             }
             #[cfg(not(target_arch = "x86_64"))]
-            FusedWalk::Gathers | FusedWalk::TopChains => None,
+            FusedWalk::Gathers | FusedWalk::TopChains | FusedWalk::Blocks => None,
         }
+    }
+    #[cfg(target_arch = "x86_64")]
+    fn blocks(forest: &Forest<Self>) -> Option<Blocks> {
+        Blocks::new(forest)
+    }
+    #[cfg(target_arch = "x86_64")]
+    fn block_sums<X: Copy + Into<Self>>(
+        forest: &Forest<Self>,
+        x: &[X],
+        width: usize,
+        missing: bool,
+        columns: Columns,
+        scores: &mut [f64],
+    ) -> bool {
+        let (Some(blocks), leaves) = (&forest.blocks, &forest.leaves) else {
+            return false;
+        };
+        if !leaves.fused_fit(columns) {
+            return false;
+        }
+        blocks.sums(x, width, missing, columns, &leaves.values, scores);
+        true
     }
     /// Empty also if a leaf's slot is out of `forest.leaves` (the fused walks add by it).
     fn pack(forest: &Forest<Self>) -> Vec<u64> {

@@ -63,11 +63,7 @@ pub fn sums<const MODE: u32, const MISSING: bool, const TOPS: bool>(
     columns: Columns,
     scores: &mut [f64],
 ) -> usize {
-    let Columns {
-        per_slot,
-        first,
-        n_targets,
-    } = columns;
+    let n_targets = columns.n_targets;
     let weights = &forest.leaves.values;
     let tops = forest.tops.as_ref().filter(|_| TOPS);
     if forest.packed.is_empty() || !forest.leaves.fused_fit(columns) || tops.is_none() && TOPS {
@@ -84,19 +80,10 @@ pub fn sums<const MODE: u32, const MISSING: bool, const TOPS: bool>(
     assert!(rows <= STRIDE && x.len() >= width * STRIDE);
     assert!(forest.max_feature.is_none_or(|f| f < width));
     let words = &forest.packed[tree.start..][..tree.len];
-    // Each row's weights go in with the same `+=` as `aggregate`'s loops, trees in order.
+    // Each row's weights go in trees in order.
     let mut add = |row: usize, word: u64| {
         let slot = f32::from_bits(word as u32).slot() as usize;
-        match (n_targets, per_slot) {
-            (1, _) => scores[row] += weights[slot],
-            (_, 2) => {
-                // One bounds check a side, and the pair added as one vector.
-                let (sums, weights) = (&mut scores[2 * row..][..2], &weights[2 * slot..][..2]);
-                sums[0] += weights[0];
-                sums[1] += weights[1];
-            }
-            _ => scores[2 * row + first] += weights[slot],
-        }
+        columns.add(weights, scores, row, slot);
     };
     // Every chain one step, unrolled: a loop over the chains kept `at` in memory and ran
     // one chain's step after another.
