@@ -510,7 +510,7 @@ mod tests {
         }
         e.roots.push(below);
         let forest = Forest::<f32>::new(&e).unwrap();
-        assert!(forest.blocks.is_none() && !forest.packed.is_empty());
+        assert!(forest.blocks().is_none() && !forest.packed.is_empty());
         let x: Vec<f32> = (0..64).map(|i| i as f32 - 10.5).collect();
         let mut scores = vec![0.0; 64];
         let columns = forest.leaves.columns(1).unwrap();

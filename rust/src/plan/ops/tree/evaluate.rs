@@ -136,7 +136,7 @@ where
     let modes = (forest.modes).for_values(any_nan);
     let n_targets = columns.n_targets;
     #[cfg(target_arch = "x86_64")]
-    if walk == FusedWalk::Blocks && forest.blocks.is_some() {
+    if walk == FusedWalk::Blocks && forest.blocks().is_some() {
         let scores = &mut scores[..done * n_targets];
         return if T::block_sums(forest, x, width, any_nan, columns, scores) {
             done

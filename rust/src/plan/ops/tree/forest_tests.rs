@@ -131,7 +131,7 @@ fn fused_forest_sums_match_a_plain_walk() {
         // Every ordered mode has blocks, where the CPU can walk them.
         #[cfg(target_arch = "x86_64")]
         assert_eq!(
-            forest.blocks.is_some(),
+            forest.blocks().is_some(),
             Isa::Avx512.supported() && mode != Mode::Eq,
             "{what}"
         );

@@ -10,6 +10,8 @@
 //! Trees of the same shape are merged as they are added (`merge`).
 
 use std::collections::HashMap;
+#[cfg(target_arch = "x86_64")]
+use std::sync::OnceLock;
 
 use super::bitvector::Bitvectors;
 #[cfg(target_arch = "x86_64")]
@@ -158,10 +160,10 @@ pub struct Forest<T> {
     /// The trees' top levels for the vector comparisons before the chains (`top`), for
     /// forests with `packed` words.
     pub tops: Option<Tops<T>>,
-    /// The forest as blocks of four levels (`blocks`), for float32 forests with `packed` words
-    /// whose blocks stay compact, on CPUs with AVX-512.
+    /// The forest as blocks of four levels (`blocks`), laid out when the block walk first
+    /// asks (`Forest::blocks`): CPUs that walk otherwise never pay for them.
     #[cfg(target_arch = "x86_64")]
-    pub blocks: Option<Blocks>,
+    blocks: OnceLock<Option<Blocks>>,
 }
 
 /// Why a forest could not be laid out.
@@ -207,7 +209,7 @@ impl<T: Split> Forest<T> {
                 packed: Vec::new(),
                 tops: None,
                 #[cfg(target_arch = "x86_64")]
-                blocks: None,
+                blocks: OnceLock::new(),
             },
             slots: Vec::new(),
             shapes: HashMap::new(),
@@ -230,13 +232,20 @@ impl<T: Split> Forest<T> {
             forest.packed = T::pack(&forest);
             if !forest.packed.is_empty() {
                 forest.tops = Tops::new(&forest);
-                #[cfg(target_arch = "x86_64")]
-                if Isa::Avx512.supported() {
-                    forest.blocks = T::blocks(&forest);
-                }
             }
         }
         Ok(forest)
+    }
+}
+
+impl<T: Split> Forest<T> {
+    /// The blocks of a float32 forest with `packed` words whose blocks stay compact
+    /// (`blocks::Blocks::new`), on a CPU with AVX-512; laid out on the first call.
+    #[cfg(target_arch = "x86_64")]
+    pub fn blocks(&self) -> Option<&Blocks> {
+        let lay_out =
+            || (!self.packed.is_empty() && Isa::Avx512.supported()).then(|| T::blocks(self));
+        self.blocks.get_or_init(|| lay_out().flatten()).as_ref()
     }
 }
 

@@ -229,7 +229,7 @@ impl Split for f32 {
         columns: Columns,
         scores: &mut [f64],
     ) -> bool {
-        let (Some(blocks), leaves) = (&forest.blocks, &forest.leaves) else {
+        let (Some(blocks), leaves) = (forest.blocks(), &forest.leaves) else {
             return false;
         };
         if !leaves.fused_fit(columns) {
