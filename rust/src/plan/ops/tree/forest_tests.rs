@@ -1,5 +1,5 @@
 //! The fused walks of random forests (`wide32::sums`, `scalar32::sums` with and without
-//! `top::Tops`): deep float32 forests (and a few shallow trees among them)
+//! `top::Tops`, `blocks::Blocks::sums`): deep float32 forests (and a few shallow trees among them)
 //! whose leaves add their weights into the scores as the walk reaches them, against a plain
 //! walk of the `Ensemble`, bit for bit, for every mode, missing rule and way of mapping weights
 //! to targets.

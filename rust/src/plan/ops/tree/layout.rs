@@ -236,9 +236,7 @@ impl<T: Split> Forest<T> {
         }
         Ok(forest)
     }
-}
 
-impl<T: Split> Forest<T> {
     /// The blocks of a float32 forest with `packed` words whose blocks stay compact
     /// (`blocks::Blocks::new`), on a CPU with AVX-512; laid out on the first call.
     #[cfg(target_arch = "x86_64")]
